@@ -1,0 +1,113 @@
+"""``tract_hub.patch``: find the first layer(s) of a model and install TrAct on them, in place."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .patching import api as patching
+
+logger = logging.getLogger("tract_hub")
+
+
+def patch(
+    model: nn.Module,
+    lam: float = 0.1,
+    *,
+    target: str | Sequence[str] | None = None,
+    exact: bool = False,
+    optimizer: torch.optim.Optimizer | None = None,
+    process_group: Any = None,
+) -> nn.Module:
+    """Install TrAct in place on the first layer(s) of ``model`` and return the model.
+
+    Args:
+        model: any ``nn.Module``; its class, parameters and ``state_dict`` are not changed.
+        lam: TrAct's lambda (0.1 by default; the paper uses 0.05 to 0.2).
+        target: the qualified name(s) of the layer(s) to patch. By default the first layer(s) are located by
+            :func:`tract_hub.locate` (user rules, built-in rules, timm's ``first_conv``, then tracing).
+        exact: solve once per optimizer step with the covariance summed over micro-batches and ranks (call
+            :func:`tract_hub.finalize` before clipping / unscaling / ``optimizer.step``), instead of once per
+            backward (the paper's behaviour, the same thing for one batch on one process).
+        optimizer: in exact mode, finalized automatically in this optimizer's step pre-hook; in any mode, a
+            first-layer weight that the patch unfroze is added to it if it does not hold it yet.
+        process_group: the ``torch.distributed`` group exact mode all-reduces over (default: the world).
+
+    Patching again updates ``lam`` and ``exact``; TrAct is never applied twice. A frozen first layer
+    (e.g. torchvision detection backbones) is made trainable, with a warning and ``unfrozen=True`` in
+    :func:`tract_hub.patched_layers`.
+
+    Example:
+        >>> import torch, tract_hub
+        >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3), torch.nn.ReLU(), torch.nn.Flatten())
+        >>> model = tract_hub.patch(model, lam=0.1, target="0")
+        >>> model(torch.randn(2, 3, 8, 8)).sum().backward()
+        >>> tract_hub.is_patched(model)
+        True
+    """
+    if target is None:
+        from .registry import locate
+
+        located = locate(model)
+        names = [layer.name for layer in located]
+        rules = {layer.name: layer.rule for layer in located}
+    else:
+        names = [target] if isinstance(target, str) else list(target)
+        rules = dict.fromkeys(names, "target")
+    report = []
+    for name in names:
+        report += patching.patch_layers(model, [name], lam, exact=exact, found_by=rules[name])
+    if optimizer is not None:
+        _add_unfrozen_to_optimizer(model, report, optimizer)
+        if exact:
+            _finalize_before_step(model, optimizer, process_group)
+    if not exact:
+        _warn_if_distributed()
+    logger.info("TrAct (lam=%s, %s) on %s", lam, "exact" if exact else "per-backward",
+                ", ".join(f"{layer.name} [{layer.found_by}]" for layer in report))
+    return model
+
+
+def _add_unfrozen_to_optimizer(model: nn.Module, report: list[patching.PatchedLayer], optimizer: Any) -> None:
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    modules = dict(model.named_modules())
+    for layer in report:
+        weight = modules[layer.name].weight
+        if layer.unfrozen and id(weight) not in held:
+            optimizer.add_param_group({"params": [weight]})
+            logger.warning("TrAct: added the unfrozen weight of %r to the optimizer (a new param group with the "
+                           "optimizer's defaults)", layer.name)
+
+
+class _FinalizeBeforeStep:
+    """Optimizer step pre-hook: finalize exact-mode TrAct if the training loop did not do it already."""
+
+    def __init__(self, model: nn.Module, process_group: Any) -> None:
+        self.model, self.process_group = model, process_group
+
+    def __call__(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        patching.finalize(self.model, self.process_group)
+
+
+def _finalize_before_step(model: nn.Module, optimizer: Any, process_group: Any) -> None:
+    if getattr(optimizer, "_tract_hub_finalize", None) is not None:
+        optimizer._tract_hub_finalize.model = model
+        return
+    hook = _FinalizeBeforeStep(model, process_group)
+    optimizer.register_step_pre_hook(hook)
+    optimizer._tract_hub_finalize = hook
+
+
+def _warn_if_distributed() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        logger.warning(
+            "TrAct in per-backward mode under %d ranks: each rank solves with its own covariance, so the update "
+            "depends on how the batch is split. Use tract_hub.patch(model, exact=True) and tract_hub.finalize "
+            "for the exact full-batch update.", dist.get_world_size(),
+        )

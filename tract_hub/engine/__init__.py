@@ -1,0 +1,54 @@
+"""The gradient math of TrAct: pure functions on tensors, knowing nothing of models or patching.
+
+Example:
+    >>> import torch
+    >>> from tract_hub.engine import LayerGeometry, tract_gradient
+    >>> x, grad = torch.randn(32, 3, 8, 8), torch.randn(16, 3, 3, 3)
+    >>> geometry = LayerGeometry.for_conv(torch.empty(16, 3, 3, 3), padding=1)
+    >>> tract_gradient(grad, x, geometry, lam=0.1).shape
+    torch.Size([16, 3, 3, 3])
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .covariance import DEFAULT_CHUNK_BYTES, accumulation_dtype, input_covariance, unfold_rows
+from .geometry import LayerGeometry
+from .solve import FLOAT32_CONDITION_LIMIT, solve_with_covariance, solve_with_rows
+
+
+def tract_gradient(
+    grad: torch.Tensor,
+    x: torch.Tensor,
+    geometry: LayerGeometry,
+    lam: float,
+    *,
+    max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> torch.Tensor:
+    """The TrAct weight gradient ``G @ inverse(x^T x / N + lam * I)`` of one layer call.
+
+    Uses the Woodbury form when the call has fewer rows than features (``N < n``), the chunked covariance
+    otherwise. ``grad`` is the ordinary weight gradient (weight-shaped); the result has its shape and dtype.
+    An input with no rows (an empty batch) leaves ``grad`` as it is.
+    """
+    rows = geometry.rows(x)
+    if rows == 0:
+        return grad
+    if rows < geometry.features:
+        return solve_with_rows(grad, unfold_rows(x, geometry), lam)
+    cov, rows = input_covariance(x, geometry, max_chunk_bytes=max_chunk_bytes)
+    return solve_with_covariance(grad, cov, rows, lam)
+
+
+__all__ = [
+    "DEFAULT_CHUNK_BYTES",
+    "FLOAT32_CONDITION_LIMIT",
+    "LayerGeometry",
+    "accumulation_dtype",
+    "input_covariance",
+    "solve_with_covariance",
+    "solve_with_rows",
+    "tract_gradient",
+    "unfold_rows",
+]

@@ -1,0 +1,120 @@
+"""The regularized solve ``G @ inverse(x^T x / N + lam * I)``, per group, with a fixed dtype policy.
+
+Dtype policy:
+    * the matrix is factorized with a Cholesky decomposition in float32, or in float64 when the inputs are
+      float64 or when the bound ``1 + trace(x^T x / N) / lam`` on its condition number exceeds
+      :data:`FLOAT32_CONDITION_LIMIT` (inputs far from unit scale, e.g. pixels in [0, 255]);
+    * a float32 factorization that fails is redone in float64;
+    * the result is cast to the dtype of ``G``.
+
+Non-finite policy: a NaN or inf in ``x`` or ``G`` never raises. A non-finite matrix gives a gradient of NaNs,
+a non-finite ``G`` propagates through the solve, so AMP's GradScaler sees an inf/NaN and skips the step.
+
+Example:
+    >>> import torch
+    >>> grad, x = torch.randn(4, 3), torch.randn(100, 3)
+    >>> out = solve_with_covariance(grad, (x.T @ x)[None], rows=100, lam=0.1)
+    >>> torch.allclose(out, grad @ torch.linalg.inv(x.T @ x / 100 + 0.1 * torch.eye(3)), atol=1e-5)
+    True
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+#: Above this bound on the condition number, float32 would lose more than about 1e-2 relative accuracy.
+FLOAT32_CONDITION_LIMIT = 1e5
+
+
+def _grouped(grad: torch.Tensor, groups: int) -> torch.Tensor:
+    """(m, ...) weight-shaped gradient -> (groups, m / groups, n)."""
+    return grad.reshape(groups, grad.shape[0] // groups, -1)
+
+
+def _solve_dtype(condition_bound: float, base: torch.dtype) -> torch.dtype:
+    if base == torch.float64 or condition_bound > FLOAT32_CONDITION_LIMIT:
+        return torch.float64
+    return torch.float32
+
+
+def _cholesky(matrix: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+    """Cholesky factor in ``dtype``, retried in float64; ``None`` when even that fails."""
+    factor, info = torch.linalg.cholesky_ex(matrix.to(dtype))
+    if not bool(info.any()):
+        return factor
+    if dtype != torch.float64:
+        logger.debug("TrAct: float32 Cholesky failed (info=%s); retrying in float64", info.tolist())
+        factor, info = torch.linalg.cholesky_ex(matrix.to(torch.float64))
+        if not bool(info.any()):
+            return factor
+    return None
+
+
+def _condition_bound(cov_traces: torch.Tensor, finite: torch.Tensor, lam: float) -> float | None:
+    """``1 + max trace(x^T x / N) / lam`` bounds the condition number; ``None`` when the matrix is not finite.
+
+    One device sync for both facts.
+    """
+    trace_max, is_finite = torch.stack([cov_traces.max().to(torch.float64), finite.to(torch.float64)]).tolist()
+    return 1.0 + trace_max / lam if is_finite else None
+
+
+def solve_with_covariance(grad: torch.Tensor, cov: torch.Tensor, rows: int | float, lam: float) -> torch.Tensor:
+    """``G @ inverse(cov / rows + lam * I)`` per group.
+
+    Args:
+        grad: the ordinary weight gradient, weight-shaped (``m x ...``), ``m`` divisible by the groups.
+        cov: ``(groups, n, n)`` sum of ``row^T row`` over the input rows (float32 or float64).
+        rows: number of rows ``N`` summed into ``cov``.
+        lam: the regularization ``lambda > 0``.
+    """
+    groups, features = cov.shape[0], cov.shape[-1]
+    matrix = cov / rows
+    matrix.diagonal(dim1=-2, dim2=-1).add_(lam)
+    bound = _condition_bound(
+        matrix.diagonal(dim1=-2, dim2=-1).sum(-1) - features * lam, torch.isfinite(matrix).all(), lam
+    )
+    if bound is None:
+        return torch.full_like(grad, float("nan"))
+    dtype = _solve_dtype(bound, cov.dtype)
+    factor = _cholesky(matrix, dtype)
+    if factor is None:
+        return torch.full_like(grad, float("nan"))
+    grouped = _grouped(grad, groups).to(factor.dtype)
+    solved = torch.cholesky_solve(grouped.transpose(1, 2), factor).transpose(1, 2)
+    return solved.reshape(grad.shape).to(grad.dtype)
+
+
+def solve_with_rows(grad: torch.Tensor, rows: torch.Tensor, lam: float) -> torch.Tensor:
+    """The same result from the rows themselves through the Woodbury identity: cheaper when ``N < n``.
+
+    ``(x^T x / N + lam I)^-1 = (I - x^T (x x^T + N lam I)^-1 x) / lam``, so only an ``N x N`` matrix is factorized.
+
+    Args:
+        grad: the ordinary weight gradient, weight-shaped.
+        rows: ``(N, groups, n)`` input rows in float32 or float64.
+        lam: the regularization ``lambda > 0``.
+    """
+    count, groups, _ = rows.shape
+    by_group = rows.transpose(0, 1)  # (groups, N, n)
+    kernel = by_group @ by_group.transpose(1, 2)  # (groups, N, N)
+    kernel.diagonal(dim1=-2, dim2=-1).add_(count * lam)
+    bound = _condition_bound(
+        kernel.diagonal(dim1=-2, dim2=-1).sum(-1) / count - lam * count, torch.isfinite(kernel).all(), lam
+    )
+    if bound is None:
+        return torch.full_like(grad, float("nan"))
+    dtype = _solve_dtype(bound, rows.dtype)
+    factor = _cholesky(kernel, dtype)
+    if factor is None:
+        return torch.full_like(grad, float("nan"))
+    by_group = by_group.to(factor.dtype)
+    grouped = _grouped(grad, groups).to(factor.dtype)  # (groups, m_g, n)
+    projected = grouped @ by_group.transpose(1, 2)  # (groups, m_g, N)
+    weights = torch.cholesky_solve(projected.transpose(1, 2), factor)  # (groups, N, m_g)
+    solved = (grouped - weights.transpose(1, 2) @ by_group) / lam
+    return solved.reshape(grad.shape).to(grad.dtype)

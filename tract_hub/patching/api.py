@@ -1,0 +1,255 @@
+"""Install and remove TrAct on named layers of a model, in place.
+
+These functions take explicit layer names; :func:`tract_hub.patch` adds the registry that finds them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import InvalidArgumentError, TargetNotFoundError, UnsupportedLayerError
+from . import exact as exact_mode
+from .interception import LayerCall, LayerOpMode
+from .layer import TrActForward, probe_input
+
+logger = logging.getLogger(__name__)
+
+_CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+@dataclass(frozen=True)
+class PatchedLayer:
+    """What :func:`patched_layers` reports for one patched layer."""
+
+    name: str
+    layer_type: str
+    lam: float
+    exact: bool
+    found_by: str
+    unfrozen: bool
+
+
+def check_lam(lam: object) -> float:
+    """``lam`` as a float, or :class:`InvalidArgumentError` when it is not a positive finite number."""
+    if isinstance(lam, bool) or not isinstance(lam, int | float) or not math.isfinite(lam) or lam <= 0:
+        raise InvalidArgumentError(
+            f"lam={lam!r} is not a positive finite number; TrAct's lambda is typically 0.1 (0.05 to 0.2 in the paper)"
+        )
+    return float(lam)
+
+
+def _installed(module: nn.Module) -> TrActForward | None:
+    forward = module.__dict__.get("forward")
+    return forward if isinstance(forward, TrActForward) else None
+
+
+def iter_patched(model: nn.Module) -> Iterator[tuple[str, TrActForward]]:
+    """(qualified name, installed forward) of every patched layer of ``model``."""
+    for name, module in model.named_modules(remove_duplicate=True):
+        installed = _installed(module)
+        if installed is not None:
+            yield name, installed
+
+
+def _describe(module: nn.Module) -> str:
+    return f"{type(module).__module__}.{type(module).__qualname__}"
+
+
+def check_layer(name: str, module: nn.Module) -> None:
+    """Refuse (with the reason and the fix) any layer TrAct cannot honour exactly."""
+    if isinstance(module, nn.modules.lazy.LazyModuleMixin) and module.has_uninitialized_params():
+        raise UnsupportedLayerError(
+            f"layer {name!r} ({_describe(module)}) has uninitialized lazy parameters; run one forward pass "
+            "before patching"
+        )
+    if not isinstance(module, (nn.Linear, *_CONV_TYPES)):
+        raise UnsupportedLayerError(
+            f"layer {name!r} is a {_describe(module)}; TrAct acts on nn.Linear and nn.Conv1d/2d/3d layers "
+            "(and their subclasses). Name the Linear/convolution inside it as target="
+        )
+    weight = getattr(module, "weight", None)
+    if not isinstance(weight, torch.Tensor):
+        raise UnsupportedLayerError(f"layer {name!r} ({_describe(module)}) has no weight tensor")
+    if weight.is_complex() or not weight.is_floating_point():
+        raise UnsupportedLayerError(f"layer {name!r} has a {weight.dtype} weight; TrAct needs a real float weight")
+    _probe(name, module)
+
+
+def _probe(name: str, module: nn.Module) -> None:
+    """Run the layer's forward once on the smallest input (no gradient) and check that it makes exactly one
+    Linear/convolution call, with a weight of the layer's weight shape."""
+    seen: list[LayerCall] = []
+
+    def record(call: LayerCall) -> Any:
+        seen.append(call)
+        return call.run()
+
+    forward = module.__dict__.get("forward") or type(module).forward.__get__(module)
+    if isinstance(forward, TrActForward):
+        forward = forward.layer_forward()
+    try:
+        with torch.no_grad(), LayerOpMode(record):
+            forward(probe_input(module))
+    except Exception as error:  # the layer's own forward failed on a minimal input
+        raise UnsupportedLayerError(
+            f"layer {name!r} ({_describe(module)}) could not be checked: its forward failed on a minimal input "
+            f"({type(error).__name__}: {error})"
+        ) from error
+    if len(seen) != 1 or tuple(seen[0].weight.shape) != tuple(module.weight.shape):
+        found = [tuple(call.weight.shape) for call in seen]
+        raise UnsupportedLayerError(
+            f"layer {name!r} ({_describe(module)}): TrAct needs its forward to make exactly one F.linear/F.conv*d "
+            f"call with a weight of shape {tuple(module.weight.shape)}; found calls with weights {found}"
+        )
+
+
+def resolve_targets(model: nn.Module, target: str | Sequence[str]) -> list[tuple[str, nn.Module]]:
+    """Look up each named submodule; a missing name gives the closest existing names."""
+    names = [target] if isinstance(target, str) else list(target)
+    if not names or any(not isinstance(n, str) for n in names):
+        raise InvalidArgumentError(f"target={target!r} must be a module name or a non-empty list of names")
+    modules = dict(model.named_modules())
+    resolved = []
+    for name in names:
+        if name not in modules:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(modules), n=3)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise TargetNotFoundError(
+                f"target {name!r} is not a submodule of {type(model).__name__}{hint} "
+                "(names are those of model.named_modules())"
+            )
+        resolved.append((name, modules[name]))
+    return resolved
+
+
+def patch_layers(
+    model: nn.Module,
+    names: str | Sequence[str],
+    lam: float = 0.1,
+    *,
+    exact: bool = False,
+    found_by: str = "target",
+    unfreeze: bool = True,
+) -> list[PatchedLayer]:
+    """Install TrAct in place on the named layers of ``model``; returns what was patched.
+
+    A layer already patched gets the new settings (TrAct is never applied twice). A frozen weight is made
+    trainable when ``unfreeze`` (and ``unpatch`` freezes it again).
+    """
+    lam = check_lam(lam)
+    targets = resolve_targets(model, names)
+    for name, module in targets:
+        check_layer(name, module)
+    report = []
+    for name, module in targets:
+        installed = _installed(module)
+        if installed is not None:
+            if (installed.lam, installed.exact) != (lam, exact):
+                logger.info("TrAct: %s already patched; lam %s -> %s, exact %s -> %s",
+                            name, installed.lam, lam, installed.exact, exact)
+            installed.lam, installed.exact, installed.pending = lam, exact, None
+        else:
+            installed = TrActForward(
+                module=module, lam=lam, exact=exact, found_by=found_by,
+                previous_forward=module.__dict__.get("forward"),
+            )
+            module.forward = installed  # instance attribute: class, parameters and state_dict are untouched
+        if unfreeze and not module.weight.requires_grad:
+            module.weight.requires_grad_(True)
+            installed.unfrozen = True
+            logger.warning(
+                "TrAct: the first layer %r was frozen (requires_grad=False); it is now trainable. An optimizer "
+                "built before tract_hub.patch does not hold this parameter: build it after patching, or pass "
+                "optimizer= to tract_hub.patch to add it.", name,
+            )
+        report.append(_record(name, installed))
+    return report
+
+
+def _record(name: str, installed: TrActForward) -> PatchedLayer:
+    module = installed.module
+    return PatchedLayer(
+        name=name,
+        layer_type=f"{type(module).__module__}.{type(module).__qualname__}",
+        lam=installed.lam,
+        exact=installed.exact,
+        found_by=installed.found_by,
+        unfrozen=installed.unfrozen,
+    )
+
+
+def patched_layers(model: nn.Module) -> tuple[PatchedLayer, ...]:
+    """The patched layers of ``model``: name, type, lambda, mode, the rule that found them, and whether the
+    patch made a frozen weight trainable.
+
+    Example:
+        >>> import torch, tract_hub
+        >>> model = tract_hub.patch(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3)), target="0")
+        >>> [(layer.name, layer.lam) for layer in tract_hub.patched_layers(model)]
+        [('0', 0.1)]
+    """
+    return tuple(_record(name, installed) for name, installed in iter_patched(model))
+
+
+def unpatch(model: nn.Module) -> nn.Module:
+    """Remove TrAct from every patched layer of ``model``, in place, and return the model.
+
+    The layers behave exactly as before patching (a weight the patch unfroze is frozen again).
+
+    Example:
+        >>> import torch, tract_hub
+        >>> model = tract_hub.patch(torch.nn.Sequential(torch.nn.Linear(4, 2)), target="0")
+        >>> tract_hub.is_patched(tract_hub.unpatch(model))
+        False
+    """
+    found = False
+    for _, installed in list(iter_patched(model)):
+        module = installed.module
+        del module.__dict__["forward"]
+        if installed.previous_forward is not None:
+            module.forward = installed.previous_forward
+        if installed.unfrozen:
+            module.weight.requires_grad_(False)
+        found = True
+    if not found:
+        logger.warning("tract_hub.unpatch: %s has no TrAct layer; nothing changed", type(model).__name__)
+    return model
+
+
+def is_patched(model: nn.Module) -> bool:
+    """True when TrAct is installed on at least one layer of ``model``.
+
+    Example:
+        >>> import torch, tract_hub
+        >>> tract_hub.is_patched(torch.nn.Linear(4, 2))
+        False
+    """
+    return any(True for _ in iter_patched(model))
+
+
+def finalize(model: nn.Module, process_group: Any = None) -> int:
+    """Exact mode: apply TrAct, once, to the gradients accumulated since the last call. In place.
+
+    Call it after the last backward of an optimizer step and before gradient clipping, ``GradScaler.unscale_``
+    and ``optimizer.step()``. Under ``torch.distributed`` every rank must call it (it all-reduces the
+    covariance: ``n x n + 1`` numbers per layer). Layers in per-backward mode are left alone. Returns the
+    bytes all-reduced (0 on one process).
+
+    Example:
+        >>> import torch, tract_hub
+        >>> model = tract_hub.patch(torch.nn.Sequential(torch.nn.Linear(4, 2)), target="0", exact=True)
+        >>> for _ in range(2):  # two micro-batches
+        ...     model(torch.randn(8, 4)).sum().backward()
+        >>> tract_hub.finalize(model)
+        0
+    """
+    return exact_mode.finalize([installed for _, installed in iter_patched(model)], process_group)

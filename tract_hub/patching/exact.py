@@ -1,0 +1,119 @@
+"""Exact mode: one TrAct solve per optimizer step, summed over micro-batches and data-parallel ranks.
+
+The ordinary weight gradient ``G`` is linear in the samples, and gradient accumulation and DDP's all-reduce
+already sum (average) it. The covariance ``x^T x`` and the row count ``N`` are linear too; :func:`finalize`
+sums them over ranks with one all-reduce of a flat buffer (``n x n + 1`` numbers per layer) and then solves,
+so the update for one global batch is the same however it was split.
+
+Order in a training step::
+
+    for micro_batch in step:                  # K micro-batches, on each of R ranks
+        scaler.scale(loss(micro_batch)).backward()
+    tract_hub.finalize(model)                 # TrAct on the summed gradient
+    scaler.unscale_(optimizer)                # unscaling and clipping see the TrAct gradient
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    scaler.step(optimizer); scaler.update(); optimizer.zero_grad()
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..engine import solve_with_covariance
+from .layer import PendingStep, TrActForward, capture_used_weight
+
+logger = logging.getLogger(__name__)
+
+
+def _world(process_group: object | None) -> int:
+    if not (dist.is_available() and dist.is_initialized()):
+        return 1
+    return dist.get_world_size(process_group)
+
+
+def _layout(step: PendingStep | None, layer: TrActForward) -> tuple[int, int, int]:
+    """(cov numbers, 1 for the row count, used-weight-gradient numbers) of one layer in the flat buffer."""
+    if step is None:
+        return 0, 0, 0
+    extra = step.used_weight_grad.numel() if step.used_weight_grad is not None else 0
+    return step.cov.numel(), 1, extra
+
+
+def all_reduce_pending(layers: list[TrActForward], process_group: object | None = None) -> int:
+    """Sum every layer's pending covariance and row count (and average the used-weight gradients, as DDP
+    averages ``.grad``) across the ranks of ``process_group`` in one all-reduce. Returns the bytes sent."""
+    world = _world(process_group)
+    steps = [layer.pending for layer in layers]
+    if world == 1 or all(step is None for step in steps):
+        return 0
+    if any(step is None for step in steps):
+        raise RuntimeError("exact mode: some patched layers saw no backward on this rank; every rank must run "
+                           "the same layers before tract_hub.finalize")
+    parts: list[torch.Tensor] = []
+    for step in steps:
+        parts += [step.cov.flatten(), step.cov.new_tensor([step.rows])]
+        if step.used_weight_grad is not None:
+            parts.append(step.used_weight_grad.flatten())
+    buffer = torch.cat(parts)
+    dist.all_reduce(buffer, group=process_group)
+    offset = 0
+    for step in steps:
+        size = step.cov.numel()
+        step.cov = buffer[offset : offset + size].view_as(step.cov)
+        step.rows = float(buffer[offset + size])
+        offset += size + 1
+        if step.used_weight_grad is not None:
+            size = step.used_weight_grad.numel()
+            step.used_weight_grad = buffer[offset : offset + size].view_as(step.used_weight_grad) / world
+            offset += size
+    return buffer.numel() * buffer.element_size()
+
+
+def _apply(layer: TrActForward, step: PendingStep) -> None:
+    module = layer.module
+    weight = module.weight
+    if step.rows == 0:
+        return
+    if step.used_weight_grad is None:
+        if weight.grad is None:
+            return
+        _solve_into_grad(weight, step, layer.lam)
+        return
+    used_grad = solve_with_covariance(step.used_weight_grad, step.cov, step.rows, layer.lam)
+    used_weight = capture_used_weight(module)
+    params = [p for p in module.parameters(recurse=False) if p.requires_grad and p is not getattr(module, "bias", None)]
+    grads = torch.autograd.grad(used_weight, params, grad_outputs=used_grad.to(used_weight.dtype), allow_unused=True)
+    for param, grad in zip(params, grads, strict=True):
+        if grad is None:
+            continue
+        if param.grad is None:
+            param.grad = grad.to(param.dtype)
+        else:
+            param.grad.add_(grad.to(param.grad.dtype))
+
+
+def _solve_into_grad(weight: nn.Parameter, step: PendingStep, lam: float) -> None:
+    """TrAct on ``weight.grad`` in place; a DTensor gradient sharded along output channels is solved shard-wise."""
+    grad = weight.grad
+    local = grad.to_local() if hasattr(grad, "to_local") else grad
+    if local.numel() == 0:
+        return
+    if local.shape[0] != weight.shape[0] and step.geometry.groups != 1:
+        raise RuntimeError("exact mode: a grouped first layer sharded along output channels is not supported")
+    local.copy_(solve_with_covariance(local, step.cov, step.rows, lam))
+
+
+def finalize(layers: Iterable[TrActForward], process_group: object | None = None) -> int:
+    """Apply TrAct once to everything the exact-mode ``layers`` accumulated; returns the all-reduced bytes."""
+    exact_layers = [layer for layer in layers if layer.exact]
+    sent = all_reduce_pending(exact_layers, process_group)
+    for layer in exact_layers:
+        step, layer.pending = layer.pending, None
+        if step is not None:
+            _apply(layer, step)
+    return sent
