@@ -67,8 +67,12 @@ def patch(
             _finalize_before_step(model, optimizer, process_group)
     if not exact:
         _warn_if_distributed()
-    logger.info("TrAct (lam=%s, %s) on %s", lam, "exact" if exact else "per-backward",
-                ", ".join(f"{layer.name} [{layer.found_by}]" for layer in report))
+    logger.info(
+        "TrAct (lam=%s, %s) on %s",
+        lam,
+        "exact" if exact else "per-backward",
+        ", ".join(f"{layer.name} [{layer.found_by}]" for layer in report),
+    )
     return model
 
 
@@ -79,8 +83,11 @@ def _add_unfrozen_to_optimizer(model: nn.Module, report: list[patching.PatchedLa
         weight = modules[layer.name].weight
         if layer.unfrozen and id(weight) not in held:
             optimizer.add_param_group({"params": [weight]})
-            logger.warning("TrAct: added the unfrozen weight of %r to the optimizer (a new param group with the "
-                           "optimizer's defaults)", layer.name)
+            logger.warning(
+                "TrAct: added the unfrozen weight of %r to the optimizer (a new param group with the "
+                "optimizer's defaults)",
+                layer.name,
+            )
 
 
 class _FinalizeBeforeStep:
@@ -109,5 +116,6 @@ def _warn_if_distributed() -> None:
         logger.warning(
             "TrAct in per-backward mode under %d ranks: each rank solves with its own covariance, so the update "
             "depends on how the batch is split. Use tract_hub.patch(model, exact=True) and tract_hub.finalize "
-            "for the exact full-batch update.", dist.get_world_size(),
+            "for the exact full-batch update.",
+            dist.get_world_size(),
         )

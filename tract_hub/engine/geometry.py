@@ -49,8 +49,9 @@ def _explicit_padding(
         if padding == "same":
             totals = [d * (k - 1) for k, d in zip(kernel, dilation, strict=True)]
             return tuple((t // 2, t - t // 2) for t in totals)
-        raise InvalidArgumentError(f"padding={padding!r} is not a padding PyTorch knows; use an int, a tuple, "
-                                   "'same' or 'valid'")
+        raise InvalidArgumentError(
+            f"padding={padding!r} is not a padding PyTorch knows; use an int, a tuple, 'same' or 'valid'"
+        )
     return tuple((p, p) for p in _as_tuple(padding, dims, "padding"))
 
 

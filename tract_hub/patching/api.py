@@ -154,12 +154,21 @@ def patch_layers(
         installed = _installed(module)
         if installed is not None:
             if (installed.lam, installed.exact) != (lam, exact):
-                logger.info("TrAct: %s already patched; lam %s -> %s, exact %s -> %s",
-                            name, installed.lam, lam, installed.exact, exact)
+                logger.info(
+                    "TrAct: %s already patched; lam %s -> %s, exact %s -> %s",
+                    name,
+                    installed.lam,
+                    lam,
+                    installed.exact,
+                    exact,
+                )
             installed.lam, installed.exact, installed.pending = lam, exact, None
         else:
             installed = TrActForward(
-                module=module, lam=lam, exact=exact, found_by=found_by,
+                module=module,
+                lam=lam,
+                exact=exact,
+                found_by=found_by,
                 previous_forward=module.__dict__.get("forward"),
             )
             module.forward = installed  # instance attribute: class, parameters and state_dict are untouched
@@ -169,7 +178,8 @@ def patch_layers(
             logger.warning(
                 "TrAct: the first layer %r was frozen (requires_grad=False); it is now trainable. An optimizer "
                 "built before tract_hub.patch does not hold this parameter: build it after patching, or pass "
-                "optimizer= to tract_hub.patch to add it.", name,
+                "optimizer= to tract_hub.patch to add it.",
+                name,
             )
         report.append(_record(name, installed))
     return report

@@ -52,8 +52,10 @@ def all_reduce_pending(layers: list[TrActForward], process_group: object | None 
     if world == 1 or all(step is None for step in steps):
         return 0
     if any(step is None for step in steps):
-        raise RuntimeError("exact mode: some patched layers saw no backward on this rank; every rank must run "
-                           "the same layers before tract_hub.finalize")
+        raise RuntimeError(
+            "exact mode: some patched layers saw no backward on this rank; every rank must run "
+            "the same layers before tract_hub.finalize"
+        )
     parts: list[torch.Tensor] = []
     for step in steps:
         parts += [step.cov.flatten(), step.cov.new_tensor([step.rows])]

@@ -17,7 +17,9 @@ Two modes:
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,7 +159,22 @@ class TrActWeight(torch.autograd.Function):
         return ctx.layer.weight_gradient(grad, x, ctx.geometry, ctx.used_is_parameter), None, None, None, None
 
 
-@torch.compiler.disable
+def _eager_only(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``torch.compiler.disable(fn)``, created at the first call so that importing tract_hub does not import
+    torch._dynamo (seconds of import time)."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        disabled = getattr(fn, "_tract_hub_eager", None)
+        if disabled is None:
+            disabled = torch.compiler.disable(fn)
+            fn._tract_hub_eager = disabled  # type: ignore[attr-defined]
+        return disabled(*args, **kwargs)
+
+    return run
+
+
+@_eager_only
 def _run_patched_forward(layer: TrActForward, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Run the layer's forward with its Linear/convolution call routed through TrAct.
 
@@ -217,4 +234,3 @@ def capture_used_weight(module: nn.Module) -> torch.Tensor:
     if not captured:
         raise UnsupportedLayerError(f"{type(module).__name__}: its forward made no Linear/convolution call")
     return captured[0]
-
