@@ -58,9 +58,7 @@ def patch(
     else:
         names = [target] if isinstance(target, str) else list(target)
         rules = dict.fromkeys(names, "target")
-    report = []
-    for name in names:
-        report += patching.patch_layers(model, [name], lam, exact=exact, found_by=rules[name])
+    report = patching.patch_layers(model, names, lam, exact=exact, found_by=rules)
     if optimizer is not None:
         _add_unfrozen_to_optimizer(model, report, optimizer)
         if exact:

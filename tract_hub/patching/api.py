@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,14 +137,16 @@ def patch_layers(
     lam: float = 0.1,
     *,
     exact: bool = False,
-    found_by: str = "target",
+    found_by: Mapping[str, str] | None = None,
     unfreeze: bool = True,
 ) -> list[PatchedLayer]:
     """Install TrAct in place on the named layers of ``model``; returns what was patched.
 
-    A layer already patched gets the new settings (TrAct is never applied twice). A frozen weight is made
-    trainable when ``unfreeze`` (and ``unpatch`` freezes it again).
+    All layers are checked before any is patched. A layer already patched gets the new settings (TrAct is never
+    applied twice). A frozen weight is made trainable when ``unfreeze`` (and ``unpatch`` freezes it again).
+    ``found_by`` maps a name to the rule that located it (default ``"target"``).
     """
+    found_by = found_by or {}
     lam = check_lam(lam)
     targets = resolve_targets(model, names)
     for name, module in targets:
