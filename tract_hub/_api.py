@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .patching import api as patching
+from .patching import exact as exact_mode
 
 logger = logging.getLogger("tract_hub")
 
@@ -62,7 +63,7 @@ def patch(
     if optimizer is not None:
         _add_unfrozen_to_optimizer(model, report, optimizer)
         if exact:
-            _finalize_before_step(model, optimizer, process_group)
+            exact_mode.bind_optimizer(model, optimizer, process_group)
     if not exact:
         _warn_if_distributed()
     logger.info(
@@ -86,25 +87,6 @@ def _add_unfrozen_to_optimizer(model: nn.Module, report: list[patching.PatchedLa
                 "optimizer's defaults)",
                 layer.name,
             )
-
-
-class _FinalizeBeforeStep:
-    """Optimizer step pre-hook: finalize exact-mode TrAct if the training loop did not do it already."""
-
-    def __init__(self, model: nn.Module, process_group: Any) -> None:
-        self.model, self.process_group = model, process_group
-
-    def __call__(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        patching.finalize(self.model, self.process_group)
-
-
-def _finalize_before_step(model: nn.Module, optimizer: Any, process_group: Any) -> None:
-    if getattr(optimizer, "_tract_hub_finalize", None) is not None:
-        optimizer._tract_hub_finalize.model = model
-        return
-    hook = _FinalizeBeforeStep(model, process_group)
-    optimizer.register_step_pre_hook(hook)
-    optimizer._tract_hub_finalize = hook
 
 
 def _warn_if_distributed() -> None:

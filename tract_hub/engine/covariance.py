@@ -107,6 +107,91 @@ def _linear_slices(x: torch.Tensor, features: int, max_elements: int, dtype: tor
         yield x[start : start + step].reshape(-1, features)
 
 
+def shares_rows(geometry: LayerGeometry) -> bool:
+    """Whether :func:`_row_window_covariance` applies and saves work: one group, kernel rows overlapping along
+    the first spatial dimension (kernel > stride) without dilation there."""
+    return (
+        geometry.kind == "conv"
+        and geometry.groups == 1
+        and geometry.dilation[0] == 1
+        and geometry.kernel[0] > geometry.stride[0]
+    )
+
+
+def _row_views(x_padded: torch.Tensor, geometry: LayerGeometry, max_positions: int) -> Iterator[torch.Tensor]:
+    """Strided views ``(b, *out_rest, rows_in, C, *kernel_rest)`` of a padded input: for each position along the
+    spatial dimensions after the first, every input row unfolded along those dimensions. Slices over the batch
+    (or, for a large sample, over the second spatial dimension) hold at most ``max_positions`` positions."""
+    batch, channels, rows_in, *rest_in = x_padded.shape
+    kernel, stride, dilation = geometry.kernel[1:], geometry.stride[1:], geometry.dilation[1:]
+    rest_out = [(n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(rest_in, kernel, stride, dilation, strict=True)]
+    strides = x_padded.stride()
+    shape = (batch, *rest_out, rows_in, channels, *kernel)
+    view_strides = (
+        strides[0],
+        *(strides[3 + i] * s for i, s in enumerate(stride)),
+        strides[2],
+        strides[1],
+        *(strides[3 + i] * d for i, d in enumerate(dilation)),
+    )
+    view = x_padded.as_strided(shape, view_strides, x_padded.storage_offset())
+    per_sample = math.prod(rest_out)
+    if per_sample == 0:
+        return
+    if per_sample <= max_positions or not rest_out:
+        step = max(1, max_positions // per_sample)
+        for start in range(0, batch, step):
+            yield view[start : start + step]
+        return
+    band = max(1, max_positions // (per_sample // rest_out[0]))
+    for sample in range(batch):
+        for start in range(0, rest_out[0], band):
+            yield view[sample : sample + 1, start : start + band]
+
+
+def _row_window_covariance(
+    x: torch.Tensor, geometry: LayerGeometry, dtype: torch.dtype, max_elements: int
+) -> torch.Tensor:
+    """Covariance of overlapping patches from products of input rows, each product computed once.
+
+    Split a patch into its ``k`` kernel rows along the first spatial dimension; kernel row ``i`` of the patch at
+    output row ``p`` is input row ``q = p * stride + i``, unfolded along the other dimensions (``U[q]``: ``c = C x
+    k2 x ...`` numbers per position). The covariance block of kernel rows ``(i, i + d)`` is
+    ``sum_p U[p*s + i]^T U[p*s + i + d]``, so each product ``U[q]^T U[q + d]`` is shared by every block with the
+    same ``d``. They are computed once per input row, for all ``d`` at once, by one batched matrix product over
+    strided views of ``U`` (no copy): about ``input rows / (output rows x k)`` of the work of multiplying whole
+    patches (0.29 for a 7x7 stride-2 ImageNet stem, 0.35 for a 3x3 stride-1 CIFAR stem).
+    """
+    k, s = geometry.kernel[0], geometry.stride[0]
+    x_padded = _pad(x, geometry)
+    channels, rows_in = x_padded.shape[1], x_padded.shape[2]
+    rows_out = (rows_in - k) // s + 1
+    rest_kernel = math.prod(geometry.kernel[1:])
+    width = channels * rest_kernel
+    padded_rows = rows_in + k - 1  # zero rows after the last keep every window of k rows in bounds
+    products = torch.zeros(rows_in, width, k * width, dtype=dtype, device=x.device)
+    for view in _row_views(x_padded, geometry, max(1, max_elements // (padded_rows * width))):
+        lead = view.shape[: view.dim() - 1 - len(geometry.kernel)]
+        count = math.prod(lead)
+        unfolded = torch.zeros(count, padded_rows, width, dtype=dtype, device=x.device)
+        unfolded[:, :rows_in].unflatten(0, lead).unflatten(-1, view.shape[-len(geometry.kernel) :]).copy_(view)
+        row_stride = padded_rows * width
+        left = unfolded.as_strided((rows_in, width, count), (width, 1, row_stride))
+        window = unfolded.as_strided((rows_in, count, k * width), (width, row_stride, 1))
+        products.baddbmm_(left, window)
+    products = products.view(rows_in, width, k, width)
+    blocks = torch.empty(k, k, width, width, dtype=dtype, device=x.device)
+    for first in range(k):
+        stop = first + (rows_out - 1) * s + 1
+        for offset in range(k - first):
+            block = products[first:stop:s, :, offset].sum(0)
+            blocks[first, first + offset] = block
+            if offset:
+                blocks[first + offset, first] = block.T
+    blocks = blocks.view(k, k, channels, rest_kernel, channels, rest_kernel).permute(2, 0, 3, 4, 1, 5)
+    return blocks.reshape(1, geometry.features, geometry.features)
+
+
 def input_covariance(
     x: torch.Tensor,
     geometry: LayerGeometry,
@@ -135,6 +220,8 @@ def input_covariance(
             rows = rows.to(dtype)
             cov[0].addmm_(rows.T, rows)
         return cov, geometry.rows(x)
+    if shares_rows(geometry) and x.numel():
+        return _row_window_covariance(x, geometry, dtype, max_elements), geometry.rows(x)
     for view in _conv_slices(x, geometry, max_elements):
         count = view.numel() // (groups * features)
         rows = torch.empty((count, groups, features), dtype=dtype, device=x.device)

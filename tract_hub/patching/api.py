@@ -17,7 +17,7 @@ from torch import nn
 from ..errors import InvalidArgumentError, TargetNotFoundError, UnsupportedLayerError
 from . import exact as exact_mode
 from .interception import LayerCall, LayerOpMode
-from .layer import TrActForward, probe_input
+from .layer import PENDING_LAYERS, TrActForward, probe_input
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +149,8 @@ def patch_layers(
     found_by = found_by or {}
     lam = check_lam(lam)
     targets = resolve_targets(model, names)
+    if exact:
+        exact_mode.install_step_guard()
     for name, module in targets:
         check_layer(name, module)
     report = []
@@ -165,6 +167,7 @@ def patch_layers(
                     exact,
                 )
             installed.lam, installed.exact, installed.pending = lam, exact, None
+            PENDING_LAYERS.discard(installed)
         else:
             installed = TrActForward(
                 module=module,
@@ -227,6 +230,7 @@ def unpatch(model: nn.Module) -> nn.Module:
     for _, installed in list(iter_patched(model)):
         module = installed.module
         del module.__dict__["forward"]
+        PENDING_LAYERS.discard(installed)
         if installed.previous_forward is not None:
             module.forward = installed.previous_forward
         if installed.unfrozen:

@@ -18,14 +18,17 @@ Order in a training step::
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from ..engine import solve_with_covariance
-from .layer import PendingStep, TrActForward, capture_used_weight
+from ..errors import TrActStateError
+from .layer import PENDING_LAYERS, PendingStep, TrActForward, capture_used_weight
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +119,50 @@ def finalize(layers: Iterable[TrActForward], process_group: object | None = None
     sent = all_reduce_pending(exact_layers, process_group)
     for layer in exact_layers:
         step, layer.pending = layer.pending, None
+        PENDING_LAYERS.discard(layer)
         if step is not None:
             _apply(layer, step)
     return sent
+
+
+# -- the optimizer step guard ---------------------------------------------------------------------------------
+_BOUND: weakref.WeakKeyDictionary[Any, tuple[nn.Module, Any]] = weakref.WeakKeyDictionary()
+_GUARD_INSTALLED = False
+
+
+def bind_optimizer(model: nn.Module, optimizer: Any, process_group: Any = None) -> None:
+    """Finalize ``model``'s exact-mode layers at the start of every ``optimizer.step()``."""
+    _BOUND[optimizer] = (model, process_group)
+    install_step_guard()
+
+
+def install_step_guard() -> None:
+    """Check every optimizer step (once per process): a bound optimizer finalizes its model first; an unbound
+    one that would step a weight whose TrAct step is still pending raises :class:`TrActStateError` (TrAct would
+    otherwise be skipped without a word)."""
+    global _GUARD_INSTALLED
+    if not _GUARD_INSTALLED:
+        from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+        register_optimizer_step_pre_hook(_step_guard)
+        _GUARD_INSTALLED = True
+
+
+def _step_guard(optimizer: Any, args: Any, kwargs: Any) -> None:
+    bound = _BOUND.get(optimizer)
+    if bound is not None:
+        from .api import finalize as finalize_model
+
+        finalize_model(*bound)
+        return
+    if not PENDING_LAYERS:
+        return
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    pending = [layer for layer in list(PENDING_LAYERS) if id(getattr(layer.module, "weight", None)) in held]
+    if pending:
+        raise TrActStateError(
+            f"TrAct exact mode: optimizer.step() on {type(pending[0].module).__name__}'s weight while its TrAct "
+            "step was never finalized, so TrAct would be skipped. Call tract_hub.finalize(model) after the last "
+            "backward of each step, before gradient clipping, GradScaler.unscale_ and optimizer.step(); or pass "
+            "optimizer= to tract_hub.patch so that the step finalizes first (correct when nothing clips gradients)."
+        )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ from torch import nn
 
 from ..engine import input_covariance, tract_gradient
 from ..engine.geometry import LayerGeometry
-from ..errors import TrActStateError, UnsupportedLayerError
+from ..errors import UnsupportedLayerError
 from .interception import LayerCall, LayerOpMode
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,11 @@ class PendingStep:
             self.used_weight_grad = grad if self.used_weight_grad is None else self.used_weight_grad + grad
 
 
-@dataclass
+#: Exact-mode layers holding an unfinalized step (checked before every optimizer step).
+PENDING_LAYERS: weakref.WeakSet[TrActForward] = weakref.WeakSet()
+
+
+@dataclass(eq=False)
 class TrActForward:
     """The forward installed on a patched layer. Holds the TrAct settings of that layer.
 
@@ -94,26 +99,9 @@ class TrActForward:
         weight = call.weight
         if not (torch.is_grad_enabled() and weight.requires_grad):
             return call.run()
-        if self.exact:
-            self._refuse_unfinalized_step()
         used_is_parameter = weight is getattr(self.module, "weight", None)
         routed = TrActWeight.apply(weight, call.input.detach(), self, call.geometry(), used_is_parameter)
         return call.run(weight=routed)
-
-    def _refuse_unfinalized_step(self) -> None:
-        """A forward whose weight has no gradient while a step is pending means the gradients were zeroed
-        (an optimizer step happened) without ``finalize``: TrAct would have been silently skipped."""
-        weight = getattr(self.module, "weight", None)
-        if self.pending is None or weight is None or weight.grad is not None or _is_fsdp_managed(self.module):
-            return
-        self.pending = None
-        raise TrActStateError(
-            f"TrAct exact mode on {type(self.module).__name__}: the last step's gradients were cleared before "
-            "tract_hub.finalize(model) used them, so TrAct was not applied to that step. Call "
-            "tract_hub.finalize(model) after the last backward of each step, before gradient clipping, "
-            "GradScaler.unscale_ and optimizer.step(); or pass optimizer= to tract_hub.patch so that the "
-            "optimizer's step finalizes first."
-        )
 
     # -- called from the backward ------------------------------------------------------------------------
     def weight_gradient(
@@ -124,6 +112,7 @@ class TrActForward:
         cov, rows = input_covariance(x, geometry)
         if self.pending is None:
             self.pending = PendingStep(geometry, torch.zeros_like(cov))
+            PENDING_LAYERS.add(self)
         elif (self.pending.geometry.features, self.pending.geometry.groups) != (geometry.features, geometry.groups):
             raise UnsupportedLayerError(
                 f"{type(self.module).__name__} was called with two row layouts in one step "
@@ -133,14 +122,6 @@ class TrActForward:
         # A weight used as it is gets TrAct on its accumulated .grad in finalize; a transformed weight
         # (weight standardization) gets TrAct on the used weight's summed gradient, then the transform's backward.
         return grad if used_is_parameter else torch.zeros_like(grad)
-
-
-def _is_fsdp_managed(module: nn.Module) -> bool:
-    try:
-        from torch.distributed.fsdp import FSDPModule
-    except ImportError:  # pragma: no cover - torch builds without distributed
-        return False
-    return isinstance(module, FSDPModule)
 
 
 class TrActWeight(torch.autograd.Function):
