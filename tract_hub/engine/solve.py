@@ -93,27 +93,24 @@ def solve_with_rows(grad: torch.Tensor, rows: torch.Tensor, lam: float) -> torch
     """The same result from the rows themselves through the Woodbury identity: cheaper when ``N < n``.
 
     ``(x^T x / N + lam I)^-1 = (I - x^T (x x^T + N lam I)^-1 x) / lam``, so only an ``N x N`` matrix is factorized.
+    ``G`` lies in the row space of ``x``, so the subtraction cancels most of ``G`` (by about ``N lam / |x|^2``);
+    the whole computation therefore runs in float64, which costs little since ``N < n`` keeps every matrix small.
 
     Args:
         grad: the ordinary weight gradient, weight-shaped.
-        rows: ``(N, groups, n)`` input rows in float32 or float64.
+        rows: ``(N, groups, n)`` input rows.
         lam: the regularization ``lambda > 0``.
     """
     count, groups, _ = rows.shape
-    by_group = rows.transpose(0, 1)  # (groups, N, n)
+    by_group = rows.transpose(0, 1).to(torch.float64)  # (groups, N, n)
     kernel = by_group @ by_group.transpose(1, 2)  # (groups, N, N)
     kernel.diagonal(dim1=-2, dim2=-1).add_(count * lam)
-    bound = _condition_bound(
-        kernel.diagonal(dim1=-2, dim2=-1).sum(-1) / count - lam * count, torch.isfinite(kernel).all(), lam
-    )
-    if bound is None:
+    if not bool(torch.isfinite(kernel).all()):
         return torch.full_like(grad, float("nan"))
-    dtype = _solve_dtype(bound, rows.dtype)
-    factor = _cholesky(kernel, dtype)
+    factor = _cholesky(kernel, torch.float64)
     if factor is None:
         return torch.full_like(grad, float("nan"))
-    by_group = by_group.to(factor.dtype)
-    grouped = _grouped(grad, groups).to(factor.dtype)  # (groups, m_g, n)
+    grouped = _grouped(grad, groups).to(torch.float64)  # (groups, m_g, n)
     projected = grouped @ by_group.transpose(1, 2)  # (groups, m_g, N)
     weights = torch.cholesky_solve(projected.transpose(1, 2), factor)  # (groups, N, m_g)
     solved = (grouped - weights.transpose(1, 2) @ by_group) / lam
