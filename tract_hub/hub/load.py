@@ -1,0 +1,199 @@
+"""``from_pretrained`` (build, verify, load strictly, optionally patch and re-head) and ``pull`` (a verified copy).
+
+Loading never unpickles (safetensors only), builds only timm architectures and torchvision builders named in
+``config.json`` (through :func:`tract_hub.models.create_model`, never an import path), checks the weights' size
+and sha256 before reading them, and loads every key with its exact shape. Any failure raises a
+:class:`HubError` subclass; no half-loaded model is ever returned.
+
+Example:
+    >>> import tempfile, tract_hub
+    >>> from tract_hub.models import create_model
+    >>> path = tract_hub.save_pretrained(create_model("timm:test_resnet", num_classes=3), tempfile.mkdtemp() + "/c")
+    >>> model = tract_hub.from_pretrained(path, patched=True, lam=0.1, num_classes=5)
+    >>> tract_hub.is_patched(model), model.num_classes
+    (True, 5)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..errors import CheckpointIntegrityError, InvalidArgumentError
+from ..patching.api import check_lam
+from .architecture import ArchitectureSpec, build
+from .atomic import atomic_directory
+from .heads import replace_head
+from .layout import CARD_NAME, CONFIG_NAME, CURVES_NAME, WEIGHTS_NAME
+from .metadata import read_metadata, recorded_lam
+from .sources import CheckpointSource, fetch_file, parse_source
+from .weights import load_strict, read_weights, verify_weights
+
+logger = logging.getLogger(__name__)
+
+#: pretrained_cfg fields that point timm at weights to fetch; a loaded config never passes them on.
+_WEIGHT_SOURCE_KEYS = frozenset({"url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "source", "custom_load"})
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """``config.json`` as a dict; malformed JSON or a non-object raises :class:`CheckpointIntegrityError`."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointIntegrityError(
+            f"{str(path)!r} is not valid JSON ({error}); the checkpoint is damaged"
+        ) from error
+    if not isinstance(config, dict):
+        raise CheckpointIntegrityError(f"{str(path)!r} holds a JSON {type(config).__name__}, not an object")
+    return config
+
+
+def _timm_pretrained_cfg(config: dict[str, Any], architecture: str) -> dict[str, Any] | None:
+    """The saved ``pretrained_cfg`` (input size, mean, std, ...) that timm itself would attach, known fields only."""
+    from timm.models import PretrainedCfg
+
+    saved = config.get("pretrained_cfg")
+    if saved is None:
+        return None
+    if not isinstance(saved, dict):
+        raise CheckpointIntegrityError(f"config.json's pretrained_cfg is {type(saved).__name__}, not an object")
+    known = {field.name for field in dataclasses.fields(PretrainedCfg)} - _WEIGHT_SOURCE_KEYS
+    cfg = {key: value for key, value in saved.items() if key in known}
+    if isinstance(config.get("num_classes"), int):
+        cfg["num_classes"] = config["num_classes"]
+    cfg["architecture"] = architecture
+    in_chans = (config.get("model_args") or {}).get("in_chans")
+    if isinstance(in_chans, int) and isinstance(cfg.get("input_size"), list | tuple) and len(cfg["input_size"]) == 3:
+        cfg["input_size"] = (in_chans, *cfg["input_size"][1:])  # as timm's own hf-hub loader repairs it
+    return cfg
+
+
+def _verified_state(config: dict[str, Any], weights: Path) -> dict[str, Any]:
+    block = read_metadata(config)
+    verify_weights(weights, block.get("weights_sha256"), block.get("weights_bytes"))
+    return read_weights(weights)
+
+
+def load_checkpoint(config_path: Path, weights_path: Path, origin: str) -> tuple[nn.Module, dict[str, Any]]:
+    """Build the model a checkpoint's config names and load its verified weights strictly; returns (model, config)."""
+    config = read_config(config_path)
+    spec = ArchitectureSpec.from_config(config)
+    state_dict = _verified_state(config, weights_path)
+    pretrained_cfg = _timm_pretrained_cfg(config, spec.name) if spec.source == "timm" else None
+    model = build(spec, pretrained_cfg=pretrained_cfg)
+    load_strict(model, state_dict, f"{spec.qualified_name} with model_args {spec.model_args} (from {origin})")
+    return model, config
+
+
+def _check_options(patched: bool, lam: float | None, num_classes: int | None) -> None:
+    if lam is not None:
+        check_lam(lam)
+        if not patched:
+            raise InvalidArgumentError(f"lam={lam} without patched=True does nothing; pass patched=True to get TrAct")
+    if num_classes is not None and (
+        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
+    ):
+        raise InvalidArgumentError(f"num_classes={num_classes!r} is not a positive integer")
+
+
+def from_pretrained(
+    source: str | os.PathLike[str],
+    *,
+    revision: str | None = None,
+    patched: bool = False,
+    lam: float | None = None,
+    num_classes: int | None = None,
+    exact: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+    token: str | bool | None = None,
+) -> nn.Module:
+    """Load a checkpoint saved by :func:`save_pretrained` (or any timm Hub checkpoint with safetensors weights).
+
+    Args:
+        source: a local directory, ``"hf-hub:org/name[@revision]"`` or ``"org/name"``.
+        revision: branch, tag or commit on the Hub (or ``@revision`` in ``source``).
+        patched: return the model with TrAct installed on its first layer(s) (:func:`tract_hub.patch`), for
+            fine-tuning; the recorded first layer(s) are used, else the registry locates them.
+        lam: TrAct's lambda with ``patched=True``; by default the checkpoint's recorded lambda, else 0.1.
+        num_classes: replace the classifier by a new one with this many classes (after loading the weights).
+        exact: with ``patched=True``, TrAct's exact mode (see :func:`tract_hub.patch`).
+        cache_dir: the Hugging Face cache to use (default: ``HF_HUB_CACHE``).
+        token: Hub token (default: ``HF_TOKEN`` or the one saved by ``hf auth login``).
+
+    Returns the model, built as its constructor leaves it (training mode), with every weight loaded.
+
+    Example:
+        >>> import tempfile, tract_hub
+        >>> from tract_hub.models import create_model
+        >>> model = create_model("torchvision:squeezenet1_1", num_classes=4)
+        >>> path = tract_hub.save_pretrained(model, tempfile.mkdtemp() + "/c", architecture="torchvision:squeezenet1_1")
+        >>> type(tract_hub.from_pretrained(path)).__name__
+        'SqueezeNet'
+    """
+    _check_options(patched, lam, num_classes)
+    where = parse_source(source, revision)
+    config_path = fetch_file(where, CONFIG_NAME, cache_dir=cache_dir, token=token)
+    weights_path = fetch_file(where, WEIGHTS_NAME, cache_dir=cache_dir, token=token)
+    model, config = load_checkpoint(config_path, weights_path, str(where))
+    if num_classes is not None:
+        replace_head(model, num_classes)
+    if patched:
+        _patch_for_fine_tuning(model, read_metadata(config), lam, exact)
+    logger.info("loaded %s from %s", config["architecture"], where)
+    return model
+
+
+def _patch_for_fine_tuning(model: nn.Module, block: dict[str, Any], lam: float | None, exact: bool) -> None:
+    from .._api import patch
+
+    recorded = recorded_lam(block)
+    if lam is None:
+        lam = recorded if recorded is not None else 0.1
+        logger.info("TrAct lam=%s (%s)", lam, "recorded in the checkpoint" if recorded is not None else "default")
+    first_layers = block.get("first_layers") or None
+    patch(model, lam, target=first_layers, exact=exact)
+
+
+def pull(
+    source: str | os.PathLike[str],
+    directory: str | os.PathLike[str],
+    *,
+    revision: str | None = None,
+    overwrite: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+    token: str | bool | None = None,
+) -> Path:
+    """Copy a checkpoint (config, weights, card, curves) into ``directory`` after verifying that it loads.
+
+    The copy is written atomically and only once the checkpoint has been built and loaded strictly.
+
+    Example:
+        >>> import tempfile, tract_hub
+        >>> from tract_hub.hub import pull
+        >>> from tract_hub.models import create_model
+        >>> saved = tract_hub.save_pretrained(create_model("timm:test_resnet"), tempfile.mkdtemp() + "/a")
+        >>> sorted(p.name for p in pull(saved, tempfile.mkdtemp() + "/b").iterdir())
+        ['README.md', 'config.json', 'model.safetensors']
+    """
+    where = parse_source(source, revision)
+    files = {name: fetch_file(where, name, cache_dir=cache_dir, token=token) for name in (CONFIG_NAME, WEIGHTS_NAME)}
+    for name in (CARD_NAME, CURVES_NAME):
+        files[name] = fetch_file(where, name, required=False, cache_dir=cache_dir, token=token)
+    load_checkpoint(files[CONFIG_NAME], files[WEIGHTS_NAME], str(where))
+    target = Path(directory)
+    with atomic_directory(target, overwrite=overwrite) as staging:
+        for name, path in files.items():
+            if path is not None:
+                shutil.copyfile(path, staging / name)
+    logger.info("pulled %s into %s", where, target)
+    return target
+
+
+__all__ = ["CheckpointSource", "from_pretrained", "load_checkpoint", "pull", "read_config"]
