@@ -1,0 +1,114 @@
+"""Checkpoints of a run: the model as safetensors, the rest of the training state beside it, written atomically.
+
+``checkpoints/<name>/model.safetensors`` holds the model's ``state_dict`` (TrAct never changes its keys) and
+``checkpoints/<name>/training_state.pt`` the optimizer(s), scheduler(s), GradScaler, epoch, step and RNG states,
+saved with plain tensors and containers only so that ``torch.load(weights_only=True)`` reads it.
+
+A checkpoint directory is written to a temporary sibling and renamed into place; the previous checkpoint is kept
+under ``.<name>.old`` until the new one is in place, so an interruption at any moment leaves a complete one.
+
+Example:
+    >>> import torch, tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp()) / "last"
+    >>> save_checkpoint(folder, torch.nn.Linear(2, 2).state_dict(), {"epoch": 1})
+    >>> sorted(p.name for p in folder.iterdir())
+    ['model.safetensors', 'training_state.pt']
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import CheckpointIntegrityError
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.safetensors"
+STATE_FILE = "training_state.pt"
+
+
+def _plain_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """CPU copies that share no memory (safetensors refuses shared storage)."""
+    return {key: value.detach().to("cpu", copy=True).contiguous() for key, value in state_dict.items()}
+
+
+def save_checkpoint(directory: str | Path, model_state: dict[str, torch.Tensor], training_state: dict) -> None:
+    """Write ``model.safetensors`` and ``training_state.pt`` into ``directory``, atomically."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
+    previous = directory.parent / f".{directory.name}.old"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    save_file(_plain_state_dict(model_state), str(staging / MODEL_FILE), metadata={"format": "pt"})
+    torch.save(training_state, staging / STATE_FILE)
+    shutil.rmtree(previous, ignore_errors=True)
+    if directory.exists():
+        directory.rename(previous)
+    staging.rename(directory)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def checkpoint_directory(directory: str | Path) -> Path | None:
+    """``directory`` if it holds a complete checkpoint, else the previous one an interrupted save left, else None."""
+    directory = Path(directory)
+    for candidate in (directory, directory.parent / f".{directory.name}.old"):
+        if (candidate / MODEL_FILE).is_file() and (candidate / STATE_FILE).is_file():
+            if candidate != directory:
+                logger.warning("using %s: the save of %s was interrupted", candidate, directory)
+            return candidate
+    return None
+
+
+def load_model_state(directory: str | Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(directory) / MODEL_FILE
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as error:
+        raise CheckpointIntegrityError(f"{path} cannot be read as safetensors ({error})") from None
+
+
+def load_training_state(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory) / STATE_FILE
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        raise CheckpointIntegrityError(
+            f"{path} cannot be read with torch.load(weights_only=True) ({type(error).__name__}: {error})"
+        ) from None
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Python, numpy, torch (and CUDA) RNG states as tensors and plain values."""
+    numpy_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [list(random.getstate()[1]), random.getstate()[0], random.getstate()[2]],
+        "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    internal, version, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,547 @@
+"""The trainer: one recipe, one process or ``torchrun`` ranks, into one run directory.
+
+Per optimizer step: the per-rank batch is split into ``train.accum_steps`` micro-batches (DDP synchronizes
+gradients on the last one only); after the last backward, exact-mode TrAct is finalized (``tract_hub.finalize``),
+then the GradScaler unscales, gradients are clipped and the optimizer(s) step. TrAct runs in exact mode whenever
+the update would otherwise depend on how the batch is split (``accum_steps > 1`` or more than one rank), and in
+the paper's per-backward mode otherwise (the same update there); ``environment.json`` and every metrics row
+record which.
+
+Reproducibility: the data order comes from a sampler seeded by ``(train.seed, epoch)``, and the RNGs that drive
+augmentation are re-seeded from ``(train.seed, epoch, rank)`` at the start of each epoch, so a run resumed from
+its last checkpoint draws the same numbers as an uninterrupted one (on CPU the weights are bit-identical).
+
+Example (a tiny version of the demo recipe, about a second on a CPU):
+    >>> import tempfile
+    >>> from tract_hub.training import train
+    >>> from tract_hub.training.demo_recipe import demo_recipe
+    >>> small = ["train.epochs=1", "data.digits.size=8", "model.kwargs.width=4", "data.max_train_samples=128"]
+    >>> result = train(demo_recipe(small), tempfile.mkdtemp() + "/run", device="cpu")
+    >>> sorted(result.summary["final"]), result.summary["first_layers"]
+    (['top1', 'top5', 'train_loss', 'val_loss'], ['conv1'])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+
+import tract_hub
+
+from ..errors import DataError, InvalidArgumentError, RecipeError, TrActStateError
+from . import checkpoint
+from .data import DataSplits, build_datasets
+from .distributed import DistContext, all_reduce_sum, barrier, setup_distributed, teardown_distributed
+from .evaluation import autocast, evaluate_classifier, evaluate_detector, to_device
+from .modeling import BuiltModel, build_model, install_tract
+from .optim import build_optimizers, build_schedulers
+from .plots import plot_run_curves
+from .progress import progress, progress_wanted
+from .recipe import Recipe, dump_recipe, parse_yaml, recipe_to_data
+from .run_dir import SUMMARY_FORMAT_VERSION, RunDirectory, environment_record
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the run directory, its summary, and the trained model (rank 0's)."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+    model: nn.Module
+    is_main: bool = True  # False on the other ranks under torchrun (their summary has no metrics)
+
+
+def default_run_dir(recipe: Recipe, root: str | Path = "runs") -> Path:
+    """``runs/<recipe name>-<tract|vanilla>``."""
+    return Path(root) / f"{recipe.name}-{recipe.variant}"
+
+
+def seed_everything(*parts: int) -> None:
+    """Seed Python, numpy and torch from a tuple of integers."""
+    seed = 0
+    for part in parts:
+        seed = (seed * 1_000_003 + int(part)) % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class ShardSampler(Sampler[int]):
+    """Indices ``rank, rank + world, ...`` in order: every sample evaluated exactly once over the ranks."""
+
+    def __init__(self, size: int, rank: int, world_size: int) -> None:
+        self.indices = list(range(rank, size, world_size))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def _exact_mode(recipe: Recipe, world_size: int) -> tuple[bool, str]:
+    if recipe.lam is None:
+        return False, "vanilla run (lam=null): TrAct is not installed"
+    reasons = []
+    if recipe.train.accum_steps > 1:
+        reasons.append(f"gradient accumulation (train.accum_steps={recipe.train.accum_steps})")
+    if world_size > 1:
+        reasons.append(f"data parallel over {world_size} ranks")
+    if reasons:
+        return True, "exact mode (one solve per optimizer step over the whole batch) because of " + " and ".join(
+            reasons
+        )
+    return False, "per-backward mode (the paper's): one process, no accumulation, so it is the exact update"
+
+
+class Trainer:
+    """Everything one run needs, built from a recipe; :meth:`run` trains it."""
+
+    def __init__(self, recipe: Recipe, run_dir: RunDirectory, context: DistContext, show_progress: bool | None):
+        self.recipe, self.run_dir, self.context = recipe, run_dir, context
+        self.config = recipe.train
+        self.device = context.device
+        self.show_progress = context.is_main and (progress_wanted() if show_progress is None else show_progress)
+        self._check_hardware()
+        self.rank_batch = self.config.batch_size // context.world_size
+        self.exact, self.exact_reason = _exact_mode(recipe, context.world_size)
+        if self.config.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = not self.config.deterministic
+
+        seed_everything(self.config.seed)
+        self.data: DataSplits = self._build_datasets()
+        self.detection = self.data.task == "detection"
+        self.built: BuiltModel = build_model(recipe, self.data.num_classes)
+        self.model = self.built.model.to(self.device)
+        if self.config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.first_layers = install_tract(self.model, recipe, exact=self.exact)
+        self.optimizers = build_optimizers(self.model, recipe.optimizer, self.first_layers)
+        self.train_loader, self.sampler = self._train_loader()
+        self.val_loader = self._val_loader()
+        self.steps_per_epoch = len(self.train_loader)
+        if self.steps_per_epoch == 0:
+            raise DataError(
+                f"{len(self.data.train)} training samples make no batch of {self.rank_batch} per rank with "
+                "train.drop_last=true; lower train.batch_size or set train.drop_last=false"
+            )
+        self.schedulers = build_schedulers(
+            self.optimizers, recipe.schedule, self.config.epochs * self.steps_per_epoch, self.steps_per_epoch
+        )
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.config.precision == "fp16")
+        self.parallel_model: nn.Module = self.model
+        if context.distributed:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.parallel_model = nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
+        self.forward_model: nn.Module = (
+            torch.compile(self.parallel_model) if self.config.compile else self.parallel_model
+        )
+        self.criterion = self._criterion()
+        self.mixup = self._mixup()
+        self.global_step = 0
+        self.diverged_at: int | None = None
+        self.best: dict[str, Any] = {}
+        self.last_lr = self.optimizers[0].param_groups[0]["lr"]
+
+    # -- setup ---------------------------------------------------------------------------------------------
+    def _check_hardware(self) -> None:
+        config, world = self.config, self.context.world_size
+        if config.precision == "fp16" and self.device.type != "cuda":
+            raise InvalidArgumentError(
+                "train.precision='fp16' needs a CUDA device (GradScaler); on CPU use --set train.precision=bf16"
+            )
+        if config.batch_size % world or (config.batch_size // world) % config.accum_steps:
+            raise RecipeError(
+                f"train.batch_size={config.batch_size} does not split into {world} ranks x "
+                f"{config.accum_steps} micro-batches (train.accum_steps); choose a multiple of "
+                f"{world * config.accum_steps}"
+            )
+
+    def _build_datasets(self) -> DataSplits:
+        """The data sets; with ``data.download`` under several ranks, rank 0 downloads before the others look."""
+        if not (self.recipe.data.download and self.context.distributed):
+            return build_datasets(self.recipe.data)
+        if not self.context.is_main:
+            barrier(self.context)
+        data = build_datasets(self.recipe.data)
+        if self.context.is_main:
+            barrier(self.context)
+        return data
+
+    def _workers(self) -> int:
+        if self.config.workers is not None:
+            return self.config.workers
+        if self.device.type != "cuda" or isinstance(self.data.train, torch.utils.data.TensorDataset):
+            return 0
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        return max(1, min(8, (os.cpu_count() or 1) // local))
+
+    def _loader_options(self) -> dict[str, Any]:
+        workers = self._workers()
+        options: dict[str, Any] = {"num_workers": workers, "pin_memory": self.device.type == "cuda"}
+        if self.data.collate is not None:
+            options["collate_fn"] = self.data.collate
+        if workers:
+            options["persistent_workers"] = False
+        return options
+
+    def _train_loader(self) -> tuple[DataLoader, DistributedSampler]:
+        sampler = DistributedSampler(
+            self.data.train,
+            num_replicas=self.context.world_size,
+            rank=self.context.rank,
+            shuffle=True,
+            seed=self.config.seed,
+        )
+        loader = DataLoader(
+            self.data.train,
+            batch_size=self.rank_batch,
+            sampler=sampler,
+            drop_last=self.config.drop_last,
+            **self._loader_options(),
+        )
+        return loader, sampler
+
+    def _val_loader(self) -> DataLoader:
+        size = self.config.eval_batch_size or self.rank_batch // self.config.accum_steps
+        sampler = ShardSampler(len(self.data.val), self.context.rank, self.context.world_size)
+        return DataLoader(self.data.val, batch_size=size, sampler=sampler, **self._loader_options())
+
+    def _criterion(self) -> nn.Module | None:
+        if self.detection:
+            return None
+        soft_targets = self.config.mixup > 0 or self.config.cutmix > 0
+        if self.config.loss == "bce":
+            from timm.loss import BinaryCrossEntropy
+
+            return BinaryCrossEntropy(smoothing=0.0 if soft_targets else self.config.label_smoothing)
+        if soft_targets:
+            from timm.loss import SoftTargetCrossEntropy
+
+            return SoftTargetCrossEntropy()
+        return nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
+
+    def _mixup(self) -> Any:
+        if self.detection or not (self.config.mixup > 0 or self.config.cutmix > 0):
+            return None
+        from timm.data import Mixup
+
+        return Mixup(
+            mixup_alpha=self.config.mixup,
+            cutmix_alpha=self.config.cutmix,
+            label_smoothing=self.config.label_smoothing,
+            num_classes=self.data.num_classes,
+        )
+
+    # -- one optimizer step --------------------------------------------------------------------------------
+    def _micro_batches(self, size: int) -> list[torch.Tensor]:
+        return [part for part in torch.arange(size).tensor_split(self.config.accum_steps) if len(part)]
+
+    def _loss(self, inputs: Any, targets: Any) -> torch.Tensor:
+        if self.detection:
+            losses = self.forward_model(inputs, targets)
+            return sum(losses.values())
+        return self.criterion(self.forward_model(inputs), targets)
+
+    def _train_step(self, inputs: Any, targets: Any) -> float:
+        """One optimizer step on this rank's batch; returns the summed loss (loss x samples)."""
+        if self.detection:
+            targets = [{"boxes": t["boxes"][~t["difficult"]], "labels": t["labels"][~t["difficult"]]} for t in targets]
+        elif self.mixup is not None:
+            inputs, targets = self.mixup(inputs, targets)
+        size = len(inputs)
+        parts = self._micro_batches(size)
+        total = 0.0
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            sync = self.parallel_model.no_sync() if self.context.distributed and not last else contextlib.nullcontext()
+            if self.detection:
+                micro_inputs = [inputs[i] for i in part.tolist()]
+                micro_targets = [targets[i] for i in part.tolist()]
+            else:
+                micro_inputs, micro_targets = inputs[part], targets[part]
+            with sync:
+                with autocast(self.config.precision, self.device):
+                    loss = self._loss(micro_inputs, micro_targets)
+                self.scaler.scale(loss * (len(part) / size)).backward()
+            total += float(loss.detach()) * len(part)
+        if self.exact:
+            tract_hub.finalize(self.model)
+        for optimizer in self.optimizers:
+            self.scaler.unscale_(optimizer)
+        if self.config.grad_clip is not None:
+            nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.grad is not None], self.config.grad_clip)
+        for optimizer in self.optimizers:
+            self.scaler.step(optimizer)
+        self.scaler.update()
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        self.last_lr = self.optimizers[0].param_groups[0]["lr"]
+        for scheduler in self.schedulers:
+            scheduler.step()
+        self.global_step += 1
+        return total
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        self.model.train()
+        self.sampler.set_epoch(epoch)
+        seed_everything(self.config.seed, epoch, self.context.rank)
+        channels_last = self.config.channels_last and not self.detection
+        loss_sum, samples = 0.0, 0
+        start = time.perf_counter()
+        batches = progress(
+            self.train_loader,
+            desc=f"epoch {epoch + 1}/{self.config.epochs}",
+            total=self.steps_per_epoch,
+            enabled=self.show_progress,
+        )
+        for inputs, targets in batches:
+            inputs = to_device(inputs, self.device, channels_last)
+            targets = to_device(targets, self.device)
+            loss_sum += self._train_step(inputs, targets)
+            samples += len(inputs)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        elapsed = time.perf_counter() - start
+        loss_sum, samples = all_reduce_sum([loss_sum, float(samples)], self.context)
+        return {
+            "train_loss": loss_sum / max(samples, 1.0),
+            "epoch_time_s": elapsed,
+            "images_per_s": samples / elapsed if elapsed > 0 else float("nan"),
+        }
+
+    # -- evaluation ----------------------------------------------------------------------------------------
+    def evaluate(self) -> dict[str, float | None]:
+        """Validation metrics of the current weights (every rank takes part)."""
+        options = {"precision": self.config.precision, "show_progress": self.show_progress}
+        if self.detection:
+            return evaluate_detector(self.model, self.val_loader, self.context, self.data.num_classes, **options)
+        return evaluate_classifier(
+            self.model, self.val_loader, self.context, channels_last=self.config.channels_last, **options
+        )
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def training_state(self, epoch: int) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "global_step": self.global_step,
+            "optimizers": [o.state_dict() for o in self.optimizers],
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "scaler": self.scaler.state_dict(),
+            "best": dict(self.best),
+            "rng": checkpoint.capture_rng_state(),
+        }
+
+    def load_state(self, directory: Path) -> int:
+        """Weights and training state from a checkpoint directory; returns the epochs it completed."""
+        self.model.load_state_dict(checkpoint.load_model_state(directory), strict=True)
+        state = checkpoint.load_training_state(directory)
+        if len(state["optimizers"]) != len(self.optimizers):
+            raise TrActStateError(
+                f"{directory}: {len(state['optimizers'])} optimizer states for {len(self.optimizers)}"
+            )
+        for optimizer, saved in zip(self.optimizers, state["optimizers"], strict=True):
+            optimizer.load_state_dict(saved)
+        for scheduler, saved in zip(self.schedulers, state["schedulers"], strict=True):
+            scheduler.load_state_dict(saved)
+        self.scaler.load_state_dict(state["scaler"])
+        self.global_step = int(state["global_step"])
+        self.best = dict(state["best"])
+        checkpoint.restore_rng_state(state["rng"])
+        return int(state["epoch"])
+
+    def summary(self, epochs_done: int, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        metric = "map" if self.detection else "top1"
+        keys = ("map", "train_loss") if self.detection else ("top1", "top5", "val_loss", "train_loss")
+        evaluated = [row for row in rows if row.get(metric) is not None]
+        final = {k: evaluated[-1].get(k) for k in keys} if evaluated else {}
+        model_record: dict[str, Any] = {"architecture": self.built.architecture, "kwargs": self.built.kwargs}
+        if self.recipe.model.detector != "none":
+            model_record["detector"] = self.recipe.model.detector
+        if self.recipe.model.input_norm != "none":
+            model_record["input_norm"] = self.recipe.model.input_norm
+        return {
+            "format_version": SUMMARY_FORMAT_VERSION,
+            "name": self.run_dir.path.name,
+            "recipe_name": self.recipe.name,
+            "model": model_record,
+            "dataset": self.recipe.data.dataset,
+            "num_classes": self.data.num_classes,
+            "lam": self.recipe.lam,
+            "exact": self.exact,
+            "first_layers": list(self.first_layers),
+            "epochs": epochs_done,
+            "complete": epochs_done >= self.config.epochs,
+            "diverged_at_epoch": self.diverged_at,
+            "final": final,
+            "best": dict(self.best),
+        }
+
+    # -- the run -------------------------------------------------------------------------------------------
+    def _prepare_directory(self, resume: bool) -> int:
+        """Check the run directory against the recipe; load the last checkpoint when resuming."""
+        run_dir, text = self.run_dir, dump_recipe(self.recipe)
+        if run_dir.recipe_path.exists():
+            if not resume:
+                raise InvalidArgumentError(
+                    f"{run_dir.path} already holds a run; pass --resume to continue it, or choose another "
+                    "run directory (--run-dir)"
+                )
+            saved = parse_yaml(run_dir.recipe_path.read_text(encoding="utf-8"), str(run_dir.recipe_path))
+            differences = _differences(saved, recipe_to_data(self.recipe))
+            if differences:
+                raise RecipeError(
+                    f"--resume: the recipe differs from {run_dir.recipe_path} at {', '.join(differences[:8])}; "
+                    "resume with the same recipe and overrides"
+                )
+        found = checkpoint.checkpoint_directory(run_dir.last_checkpoint) if resume else None
+        barrier(self.context)  # every rank has looked at the directory before rank 0 writes into it
+        start = 0
+        if found is not None:
+            start = self.load_state(found)
+            if start >= self.config.epochs:
+                logger.warning("--resume: %s already finished its %d epochs; nothing to train", run_dir.path, start)
+            else:
+                logger.info("resuming %s after epoch %d", run_dir.path, start)
+        elif resume:
+            logger.warning("--resume: %s has no checkpoint yet; starting from the beginning", run_dir.path)
+        if self.context.is_main:
+            if start == 0 and run_dir.metrics_path.exists():
+                run_dir.metrics_path.unlink()
+            elif start:
+                run_dir.truncate_metrics(start)
+            run_dir.write_recipe(text)
+            extra = {
+                "channels_last": self.config.channels_last,
+                "compile": self.config.compile,
+                "accum_steps": self.config.accum_steps,
+                "micro_batch_per_rank": self.rank_batch // self.config.accum_steps,
+                "resumed_after_epoch": start or None,
+            }
+            run_dir.write_environment(
+                environment_record(
+                    device=self.device,
+                    world_size=self.context.world_size,
+                    precision=self.config.precision,
+                    exact=self.exact,
+                    exact_reason=self.exact_reason,
+                    extra=extra,
+                )
+            )
+        barrier(self.context)
+        return start
+
+    def run(self, resume: bool = False) -> TrainResult:
+        start = self._prepare_directory(resume)
+        metric = "map" if self.detection else "top1"
+        logger.info(
+            "training %s (%s) for %d epochs: %d steps/epoch, batch %d = %d rank(s) x %d micro-batch(es) x %d",
+            self.recipe.name,
+            f"TrAct lam={self.recipe.lam}" if self.recipe.lam is not None else "vanilla",
+            self.config.epochs,
+            self.steps_per_epoch,
+            self.config.batch_size,
+            self.context.world_size,
+            self.config.accum_steps,
+            self.rank_batch // self.config.accum_steps,
+        )
+        for epoch in range(start, self.config.epochs):
+            row: dict[str, Any] = {"epoch": epoch + 1, **self._train_epoch(epoch), "lr": self.last_lr}
+            last_epoch = epoch + 1 == self.config.epochs
+            evaluated = (epoch + 1) % self.config.eval_every == 0 or last_epoch
+            scores = self.evaluate() if evaluated else {}
+            keys = ("val_loss", "map") if self.detection else ("val_loss", "top1", "top5")
+            row.update({key: scores.get(key) for key in keys})
+            row["tract"] = {"lam": self.recipe.lam, "exact": self.exact}
+            improved = evaluated and (not self.best or scores[metric] > self.best[metric])
+            if improved:
+                self.best = {"epoch": epoch + 1, **{k: v for k, v in scores.items() if v is not None}}
+            if self.context.is_main:
+                self._write_epoch(epoch + 1, row, improved)
+            barrier(self.context)
+            if not math.isfinite(row["train_loss"]):
+                self.diverged_at = epoch + 1
+                logger.error(
+                    "training diverged: train_loss=%s in epoch %d; stopping (no checkpoint of this epoch). Lower "
+                    "optimizer.lr or set train.grad_clip",
+                    row["train_loss"],
+                    epoch + 1,
+                )
+                break
+            logger.info(
+                "epoch %d/%d  train_loss %.4f  %s  %.1fs",
+                epoch + 1,
+                self.config.epochs,
+                row["train_loss"],
+                f"{metric} {row[metric]:.4f}" if row.get(metric) is not None else "(not evaluated)",
+                row["epoch_time_s"],
+            )
+        rows = self.run_dir.read_metrics() if self.context.is_main else []
+        done = self.config.epochs if self.diverged_at is None else self.diverged_at - 1
+        summary = self.summary(done, rows)
+        if self.context.is_main:
+            self.run_dir.write_summary(summary)
+            plot_run_curves(rows, self.run_dir.curves_path, title=f"{self.recipe.name} ({self.recipe.variant})")
+        barrier(self.context)
+        return TrainResult(self.run_dir.path, summary, self.model, self.context.is_main)
+
+    def _write_epoch(self, epoch: int, row: dict[str, Any], improved: bool) -> None:
+        self.run_dir.append_metrics(row)
+        if not math.isfinite(row["train_loss"]):
+            return
+        state = self.training_state(epoch)
+        if improved:
+            checkpoint.save_checkpoint(self.run_dir.best_checkpoint, self.model.state_dict(), state)
+        checkpoint.save_checkpoint(self.run_dir.last_checkpoint, self.model.state_dict(), state)
+        self.run_dir.write_summary(self.summary(epoch, self.run_dir.read_metrics()))
+
+
+def _differences(saved: Any, current: Any, prefix: str = "") -> list[str]:
+    if isinstance(saved, dict) and isinstance(current, dict):
+        keys = sorted(set(saved) | set(current))
+        return [d for key in keys for d in _differences(saved.get(key), current.get(key), f"{prefix}{key}.")]
+    return [] if saved == current else [f"{prefix.rstrip('.')} ({saved!r} -> {current!r})"]
+
+
+def train(
+    recipe: Recipe,
+    run_dir: str | Path | None = None,
+    *,
+    resume: bool = False,
+    device: str = "auto",
+    show_progress: bool | None = None,
+) -> TrainResult:
+    """Train ``recipe`` into ``run_dir`` (default ``runs/<name>-<tract|vanilla>``); see the module docstring.
+
+    Under ``torchrun`` every rank calls this; only rank 0 writes files. ``resume=True`` continues from the
+    run directory's last checkpoint (the recipe must be the same).
+    """
+    context = setup_distributed(device)
+    library_logger = logging.getLogger("tract_hub")
+    level = library_logger.level
+    if not context.is_main:  # one rank reports; the others only warn
+        library_logger.setLevel(logging.WARNING)
+    try:
+        directory = RunDirectory(run_dir if run_dir is not None else default_run_dir(recipe))
+        return Trainer(recipe, directory, context, show_progress).run(resume)
+    finally:
+        library_logger.setLevel(level)
+        teardown_distributed(context)

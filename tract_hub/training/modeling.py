@@ -1,0 +1,188 @@
+"""Build the model a recipe names and install TrAct on it.
+
+The model is an architecture by name (``tract_hub.models.create_model``: timm and torchvision only), a checkpoint
+to fine-tune (``model.init``: a hub directory or repository through ``tract_hub.from_pretrained``, or a run
+directory of this trainer), or a Faster R-CNN on a VGG backbone (``model.detector``).
+
+Example:
+    >>> from tract_hub.training.recipe import load_recipe
+    >>> recipe = load_recipe("recipes/demo_digits.yaml")
+    >>> built = build_model(recipe, num_classes=10)
+    >>> built.architecture, built.kwargs["in_chans"]
+    ('timm:tract_resnet8_cifar', 1)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..errors import HubError, RecipeError, TrActError
+from ..models import create_model, resolve_architecture
+from . import detector
+from .input_norm import apply_input_norm
+from .recipe import Recipe
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BuiltModel:
+    """A model and what the run directory records about it."""
+
+    model: nn.Module
+    architecture: str  # "timm:<arch>" or "torchvision:<builder>" (for a detector: its backbone)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def canonical_architecture(name: str) -> str:
+    """``"timm:<arch>"`` / ``"torchvision:<builder>"`` for any name :func:`resolve_architecture` accepts."""
+    source, arch = resolve_architecture(name)
+    return f"{source}:{arch}"
+
+
+def is_run_directory(path: str | Path) -> bool:
+    path = Path(path)
+    return (path / "summary.json").is_file() and (path / "checkpoints" / "best" / "model.safetensors").is_file()
+
+
+def _adapt_state_dict(model: nn.Module, state: dict[str, Any]) -> dict[str, Any]:
+    """The model family's own timm ``checkpoint_filter_fn`` (e.g. a ViT's position embedding resampled to a new
+    resolution), when it has one."""
+    module = sys.modules.get(type(model).__module__)
+    filter_fn = getattr(module, "checkpoint_filter_fn", None)
+    return filter_fn(state, model) if callable(filter_fn) else state
+
+
+def _from_run_directory(path: Path, num_classes: int, overrides: dict[str, Any]) -> BuiltModel:
+    """The best checkpoint of one of this trainer's run directories, with a new classifier when needed.
+
+    ``overrides`` (``model.kwargs`` of the fine-tuning recipe, e.g. ``img_size``) change the architecture's
+    keywords; the weights are adapted by the model family's timm checkpoint filter.
+    """
+    from safetensors.torch import load_file
+
+    summary = json.loads((path / "summary.json").read_text())
+    if summary.get("model", {}).get("detector") or summary.get("model", {}).get("input_norm"):
+        raise RecipeError(f"model.init={str(path)!r}: a detector or input-norm ablation run cannot be fine-tuned here")
+    architecture = canonical_architecture(summary["model"]["architecture"])
+    saved_kwargs = dict(summary["model"].get("kwargs", {}))
+    kwargs = {**saved_kwargs, **{k: v for k, v in overrides.items() if k != "num_classes"}}
+    model = create_model(architecture, **kwargs)
+    state = load_file(str(path / "checkpoints" / "best" / "model.safetensors"))
+    if kwargs != saved_kwargs:
+        state = _adapt_state_dict(model, state)
+    model.load_state_dict(state, strict=True)
+    if kwargs.get("num_classes") != num_classes:
+        if not hasattr(model, "reset_classifier"):
+            raise RecipeError(
+                f"model.init={str(path)!r}: {architecture} has {kwargs.get('num_classes')} classes, the data "
+                f"{num_classes}, and the model has no reset_classifier() to replace its head"
+            )
+        model.reset_classifier(num_classes)
+        kwargs["num_classes"] = num_classes
+    logger.info("initialized from the best checkpoint of run %s (%s)", path, architecture)
+    return BuiltModel(model, architecture, kwargs)
+
+
+def _from_hub(init: str, num_classes: int) -> BuiltModel:
+    try:
+        from ..hub import from_pretrained
+    except ImportError as error:  # the hub room is not installed in this checkout
+        raise TrActError(f"model.init={init!r} needs tract_hub.hub ({error})") from None
+    model = from_pretrained(init, num_classes=num_classes)
+    architecture = _architecture_of(model, init)
+    return BuiltModel(model, architecture, {"num_classes": num_classes})
+
+
+def _architecture_of(model: nn.Module, init: str) -> str:
+    config_path = Path(init) / "config.json"
+    if config_path.is_file():
+        name = json.loads(config_path.read_text()).get("architecture")
+        if isinstance(name, str):
+            return canonical_architecture(name)
+    pretrained_cfg = getattr(model, "pretrained_cfg", None) or {}
+    if isinstance(pretrained_cfg.get("architecture"), str):
+        return canonical_architecture(f"timm:{pretrained_cfg['architecture']}")
+    raise HubError(f"model.init={init!r}: cannot tell which architecture the loaded {type(model).__name__} is")
+
+
+def build_model(recipe: Recipe, num_classes: int) -> BuiltModel:
+    """The (unpatched) model of ``recipe`` for a data set of ``num_classes`` classes."""
+    config = recipe.model
+    if config.init is not None:
+        if is_run_directory(config.init):
+            built = _from_run_directory(Path(config.init), num_classes, config.kwargs)
+        elif config.kwargs:
+            raise RecipeError(
+                f"model.kwargs apply to an architecture or a run directory; model.init={config.init!r} is a hub "
+                "checkpoint, which is built as saved (remove model.kwargs)"
+            )
+        else:
+            built = _from_hub(config.init, num_classes)
+    elif config.detector == "faster_rcnn":
+        architecture = canonical_architecture(config.architecture or "")
+        model = detector.build_faster_rcnn(architecture, config.detection, num_classes, pretrained=config.pretrained)
+        built = BuiltModel(model, architecture, {})
+    else:
+        architecture = canonical_architecture(config.architecture or "")
+        kwargs = dict(config.kwargs)
+        kwargs.setdefault("num_classes", num_classes)
+        if kwargs["num_classes"] != num_classes:
+            raise RecipeError(
+                f"model.kwargs.num_classes={kwargs['num_classes']} but the data set has {num_classes} classes"
+            )
+        try:
+            model = create_model(architecture, pretrained=config.pretrained, **kwargs)
+        except TypeError as error:
+            raise RecipeError(f"model.kwargs {kwargs} do not fit {architecture}: {error}") from None
+        built = BuiltModel(model, architecture, kwargs)
+    apply_input_norm(built.model, config.input_norm)
+    return built
+
+
+def first_layer_names(model: nn.Module, recipe: Recipe) -> list[str]:
+    """The first layer(s): the recipe's ``target``, the detector's backbone stem, or tract_hub's registry."""
+    if recipe.target is not None:
+        return [recipe.target] if isinstance(recipe.target, str) else list(recipe.target)
+    if recipe.is_detection:
+        return [detector.FIRST_LAYER]
+    try:
+        from ..registry import locate
+    except ImportError:
+        raise RecipeError(
+            "this checkout has no tract_hub.registry to locate the first layer; set 'target' in the recipe "
+            "(the qualified name of the first Linear/convolution, e.g. target: conv1)"
+        ) from None
+    return [layer.name for layer in locate(model)]
+
+
+def install_tract(model: nn.Module, recipe: Recipe, *, exact: bool) -> list[str]:
+    """Patch ``model`` in place with ``recipe.lam`` (nothing for a vanilla recipe); returns the first layers."""
+    if recipe.lam is None:
+        try:
+            return first_layer_names(model, recipe)
+        except TrActError as error:
+            if recipe.optimizer.first_layer is not None:
+                raise
+            logger.warning("vanilla run: the first layer is not recorded (%s)", error)
+            return []
+    import tract_hub
+
+    target = None
+    if recipe.target is not None or recipe.is_detection:
+        target = first_layer_names(model, recipe)
+    try:
+        tract_hub.patch(model, recipe.lam, target=target, exact=exact)
+    except ModuleNotFoundError as error:
+        if error.name != "tract_hub.registry":
+            raise
+        first_layer_names(model, recipe)  # raises the RecipeError that says to set 'target'
+        raise
+    return [layer.name for layer in tract_hub.patched_layers(model)]
