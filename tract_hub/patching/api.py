@@ -173,7 +173,7 @@ def patch_layers(
                 module=module,
                 lam=lam,
                 exact=exact,
-                found_by=found_by,
+                found_by=found_by.get(name, "target"),
                 previous_forward=module.__dict__.get("forward"),
             )
             module.forward = installed  # instance attribute: class, parameters and state_dict are untouched
