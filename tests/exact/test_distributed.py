@@ -41,7 +41,11 @@ SCENARIOS = {
 
 
 def spawn(world: int, tmp: Path) -> list[dict]:
-    mp.spawn(run_rank, args=(world, str(tmp / "rendezvous"), str(tmp), SCENARIOS[world]), nprocs=world, join=True)
+    # fork: the ranks reuse the parent's imports (each spawned process would import torch again); they run
+    # single-threaded, so no OpenMP pool is used after the fork
+    mp.start_processes(
+        run_rank, args=(world, str(tmp / "rendezvous"), str(tmp), SCENARIOS[world]), nprocs=world, start_method="fork"
+    )
     return [torch.load(tmp / f"rank{rank}.pt", weights_only=False) for rank in range(world)]
 
 
