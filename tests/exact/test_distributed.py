@@ -8,12 +8,11 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from tests.exact.scenarios import Scenario, reference_update
+from tests.exact.scenarios import Scenario, reference_update, tolerance
 from tests.exact.workers import run_rank
 from tests.reference import relative_error
 
 pytestmark = pytest.mark.distributed
-TOLERANCE = {"float64": 1e-10, "float32": 1e-5}
 
 SCENARIOS = {
     2: [
@@ -29,6 +28,7 @@ SCENARIOS = {
         Scenario(poison_rank=1),
         Scenario(wrapper="fsdp2"),
         Scenario(wrapper="fsdp2", optimizer="adam", dtype="float32"),
+        Scenario(dtype="float32", pixel_scale=255.0),
     ],
     4: [
         Scenario(optimizer="sgd"),
@@ -69,7 +69,7 @@ def test_exact_update_equals_single_process_whole_batch(ranks) -> None:
         for result in per_rank:
             assert "error" not in result, result.get("error")
             update = result["after"] - result["before"]
-            assert relative_error(update, expected) < TOLERANCE[scenario.dtype], scenario
+            assert relative_error(update, expected) < tolerance(scenario), scenario
         checked += 1
     assert checked >= 3
 

@@ -15,7 +15,18 @@ import torch
 
 from .covariance import DEFAULT_CHUNK_BYTES, accumulation_dtype, input_covariance, unfold_rows
 from .geometry import LayerGeometry
-from .solve import FLOAT32_CONDITION_LIMIT, solve_with_covariance, solve_with_rows
+from .solve import FLOAT32_CONDITION_LIMIT, ill_conditioned, solve_with_covariance, solve_with_rows
+
+
+def covariance_for_solve(
+    x: torch.Tensor, geometry: LayerGeometry, lam: float, *, max_chunk_bytes: int = DEFAULT_CHUNK_BYTES
+) -> tuple[torch.Tensor, int]:
+    """``x^T x`` (per group, summed over rows) and ``N``, summed in float32 unless that is too ill-conditioned
+    for ``lam`` (inputs far from unit scale), in which case it is summed again in float64."""
+    cov, rows = input_covariance(x, geometry, max_chunk_bytes=max_chunk_bytes)
+    if cov.dtype != torch.float64 and ill_conditioned(cov, rows, lam):
+        cov, rows = input_covariance(x, geometry, dtype=torch.float64, max_chunk_bytes=max_chunk_bytes)
+    return cov, rows
 
 
 def tract_gradient(
@@ -37,7 +48,7 @@ def tract_gradient(
         return grad
     if rows < geometry.features:
         return solve_with_rows(grad, unfold_rows(x, geometry), lam)
-    cov, rows = input_covariance(x, geometry, max_chunk_bytes=max_chunk_bytes)
+    cov, rows = covariance_for_solve(x, geometry, lam, max_chunk_bytes=max_chunk_bytes)
     return solve_with_covariance(grad, cov, rows, lam)
 
 
@@ -46,6 +57,8 @@ __all__ = [
     "FLOAT32_CONDITION_LIMIT",
     "LayerGeometry",
     "accumulation_dtype",
+    "covariance_for_solve",
+    "ill_conditioned",
     "input_covariance",
     "solve_with_covariance",
     "solve_with_rows",

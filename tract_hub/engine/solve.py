@@ -1,10 +1,12 @@
 """The regularized solve ``G @ inverse(x^T x / N + lam * I)``, per group, with a fixed dtype policy.
 
 Dtype policy:
-    * the matrix is factorized with a Cholesky decomposition in float32, or in float64 when the inputs are
-      float64 or when the bound ``1 + trace(x^T x / N) / lam`` on its condition number exceeds
-      :data:`FLOAT32_CONDITION_LIMIT` (inputs far from unit scale, e.g. pixels in [0, 255]);
-    * a float32 factorization that fails is redone in float64;
+    * the covariance is summed in float32 (float64 for float64 inputs); when the bound
+      ``1 + trace(x^T x / N) / lam`` on the condition number exceeds :data:`FLOAT32_CONDITION_LIMIT` (inputs
+      far from unit scale, e.g. pixels in [0, 255]), it is summed again in float64 (:func:`ill_conditioned`,
+      used by :func:`tract_hub.engine.covariance_for_solve`);
+    * the matrix is factorized with a Cholesky decomposition in the covariance's dtype (float64 also when the
+      bound is exceeded); a float32 factorization that fails is redone in float64;
     * the result is cast to the dtype of ``G``.
 
 Non-finite policy: a NaN or inf in ``x`` or ``G`` never raises. A non-finite matrix gives a gradient of NaNs,
@@ -61,6 +63,16 @@ def _condition_bound(cov_traces: torch.Tensor, finite: torch.Tensor, lam: float)
     """
     trace_max, is_finite = torch.stack([cov_traces.max().to(torch.float64), finite.to(torch.float64)]).tolist()
     return 1.0 + trace_max / lam if is_finite else None
+
+
+def ill_conditioned(cov: torch.Tensor, rows: int | float, lam: float) -> bool:
+    """Whether ``cov / rows + lam * I`` is too ill-conditioned for float32 (one device sync).
+
+    A non-finite covariance is not "ill-conditioned": the non-finite policy handles it.
+    """
+    traces = cov.diagonal(dim1=-2, dim2=-1).sum(-1) / max(rows, 1)
+    bound = _condition_bound(traces, torch.isfinite(traces).all(), lam)
+    return bound is not None and bound > FLOAT32_CONDITION_LIMIT
 
 
 def solve_with_covariance(grad: torch.Tensor, cov: torch.Tensor, rows: int | float, lam: float) -> torch.Tensor:

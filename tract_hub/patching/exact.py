@@ -55,15 +55,16 @@ def all_reduce_pending(layers: list[TrActForward], process_group: object | None 
     if world == 1 or all(step is None for step in steps):
         return 0
     if any(step is None for step in steps):
-        raise RuntimeError(
+        raise TrActStateError(
             "exact mode: some patched layers saw no backward on this rank; every rank must run "
             "the same layers before tract_hub.finalize"
         )
+    dtype = _agreed_dtype(steps, process_group)
     parts: list[torch.Tensor] = []
     for step in steps:
-        parts += [step.cov.flatten(), step.cov.new_tensor([step.rows])]
+        parts += [step.cov.flatten().to(dtype), step.cov.new_tensor([step.rows], dtype=dtype)]
         if step.used_weight_grad is not None:
-            parts.append(step.used_weight_grad.flatten())
+            parts.append(step.used_weight_grad.flatten().to(dtype))
     buffer = torch.cat(parts)
     dist.all_reduce(buffer, group=process_group)
     offset = 0
@@ -77,6 +78,15 @@ def all_reduce_pending(layers: list[TrActForward], process_group: object | None 
             step.used_weight_grad = buffer[offset : offset + size].view_as(step.used_weight_grad) / world
             offset += size
     return buffer.numel() * buffer.element_size()
+
+
+def _agreed_dtype(steps: list[PendingStep], process_group: object | None) -> torch.dtype:
+    """float32, unless a rank summed some covariance in float64 (ill-conditioned inputs or a float64 model):
+    then float64 on every rank. One all-reduce of one number, so that all ranks send the same buffer."""
+    local = any(step.cov.dtype == torch.float64 for step in steps)
+    flag = torch.tensor([1.0 if local else 0.0], device=steps[0].cov.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=process_group)
+    return torch.float64 if bool(flag.item()) else torch.float32
 
 
 def _apply(layer: TrActForward, step: PendingStep) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..engine import input_covariance, tract_gradient
+from ..engine import covariance_for_solve, tract_gradient
 from ..engine.geometry import LayerGeometry
 from ..errors import UnsupportedLayerError
 from .interception import LayerCall, LayerOpMode
@@ -47,6 +47,9 @@ class PendingStep:
     backward_calls: int = 0
 
     def add(self, cov: torch.Tensor, rows: int, used_weight_grad: torch.Tensor | None) -> None:
+        if cov.dtype != self.cov.dtype:  # a micro-batch needed float64: keep the whole sum in float64
+            dtype = torch.promote_types(cov.dtype, self.cov.dtype)
+            self.cov, cov = self.cov.to(dtype), cov.to(dtype)
         self.cov += cov
         self.rows += rows
         self.backward_calls += 1
@@ -109,7 +112,7 @@ class TrActForward:
     ) -> torch.Tensor:
         if not self.exact:
             return tract_gradient(grad, x, geometry, self.lam)
-        cov, rows = input_covariance(x, geometry)
+        cov, rows = covariance_for_solve(x, geometry, self.lam)
         if self.pending is None:
             self.pending = PendingStep(geometry, torch.zeros_like(cov))
             PENDING_LAYERS.add(self)
