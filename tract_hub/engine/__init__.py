@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import torch
 
-from .covariance import DEFAULT_CHUNK_BYTES, accumulation_dtype, input_covariance, unfold_rows
+from .covariance import accumulation_dtype, chunk_bytes, input_covariance, unfold_rows
 from .geometry import LayerGeometry
 from .solve import FLOAT32_CONDITION_LIMIT, ill_conditioned, solve_with_covariance, solve_with_rows
 
 
 def covariance_for_solve(
-    x: torch.Tensor, geometry: LayerGeometry, lam: float, *, max_chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    x: torch.Tensor, geometry: LayerGeometry, lam: float, *, max_chunk_bytes: int | None = None
 ) -> tuple[torch.Tensor, int]:
     """``x^T x`` (per group, summed over rows) and ``N``, summed in float32 unless that is too ill-conditioned
     for ``lam`` (inputs far from unit scale), in which case it is summed again in float64."""
@@ -35,7 +35,7 @@ def tract_gradient(
     geometry: LayerGeometry,
     lam: float,
     *,
-    max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    max_chunk_bytes: int | None = None,
 ) -> torch.Tensor:
     """The TrAct weight gradient ``G @ inverse(x^T x / N + lam * I)`` of one layer call.
 
@@ -53,10 +53,10 @@ def tract_gradient(
 
 
 __all__ = [
-    "DEFAULT_CHUNK_BYTES",
     "FLOAT32_CONDITION_LIMIT",
     "LayerGeometry",
     "accumulation_dtype",
+    "chunk_bytes",
     "covariance_for_solve",
     "ill_conditioned",
     "input_covariance",

@@ -24,8 +24,16 @@ import torch.nn.functional as F
 
 from .geometry import LayerGeometry
 
-#: Default bound on the bytes of one slice of unfolded rows (in the accumulation dtype).
-DEFAULT_CHUNK_BYTES = 32 * 2**20
+#: Default bound on the bytes of one slice of unfolded rows, by device type. Small slices stay in the CPU's
+#: caches (measured on a 2-core Xeon: 4 MiB is as fast as 32 MiB or faster, and keeps the peak memory of a
+#: backward within 1.05x of vanilla on the benchmark layers); a GPU wants fewer, larger launches.
+CHUNK_BYTES = {"cpu": 4 * 2**20}
+DEFAULT_CHUNK_BYTES = 64 * 2**20
+
+
+def chunk_bytes(device: torch.device) -> int:
+    """The default bound on the memory of one slice of unfolded rows on ``device``."""
+    return CHUNK_BYTES.get(device.type, DEFAULT_CHUNK_BYTES)
 
 
 def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -33,38 +41,59 @@ def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _pad(x: torch.Tensor, geometry: LayerGeometry) -> torch.Tensor:
-    pads: list[int] = []
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, *S)`` as ``(B, *S, C)`` with channels contiguous, copying only when not laid out so already.
+
+    Patches gathered from this layout copy runs of ``kernel_width x C`` contiguous numbers instead of
+    ``kernel_width`` (1.5 to 2x faster gathers); inputs that are already channels_last cost no copy.
+    """
+    moved = x.movedim(1, -1)
+    return moved if moved.is_contiguous() else moved.contiguous()
+
+
+def _pad_channels_last(x: torch.Tensor, geometry: LayerGeometry) -> torch.Tensor:
+    pads = [0, 0]
     for before, after in reversed(geometry.padding):
         pads += [before, after]
-    if not any(pads):
-        return x
-    return F.pad(x, pads)
+    return F.pad(x, pads) if any(pads) else x
 
 
-def _patch_view(x_padded: torch.Tensor, geometry: LayerGeometry) -> torch.Tensor:
-    """A strided view (batch, *out, groups, C/groups, *kernel) of the patches of an already padded input."""
-    batch, channels = x_padded.shape[:2]
-    spatial = x_padded.shape[2:]
+def _prepared(x: torch.Tensor, geometry: LayerGeometry) -> torch.Tensor:
+    """A slice of the layer input, channels last and zero-padded."""
+    return _pad_channels_last(_channels_last(x), geometry)
+
+
+def _patch_view(x_prepared: torch.Tensor, geometry: LayerGeometry) -> torch.Tensor:
+    """A strided view ``(batch, *out, groups, *kernel, C/groups)`` of the patches of a prepared input."""
+    batch, *spatial, channels = x_prepared.shape
     out = tuple(
         (size - d * (k - 1) - 1) // s + 1
         for size, k, s, d in zip(spatial, geometry.kernel, geometry.stride, geometry.dilation, strict=True)
     )
-    strides = x_padded.stride()
+    strides = x_prepared.stride()
     group_channels = channels // geometry.groups
-    shape = (batch, *out, geometry.groups, group_channels, *geometry.kernel)
+    shape = (batch, *out, geometry.groups, *geometry.kernel, group_channels)
     view_strides = (
         strides[0],
-        *(strides[2 + i] * s for i, s in enumerate(geometry.stride)),
-        strides[1] * group_channels,
-        strides[1],
-        *(strides[2 + i] * d for i, d in enumerate(geometry.dilation)),
+        *(strides[1 + i] * s for i, s in enumerate(geometry.stride)),
+        strides[-1] * group_channels,
+        *(strides[1 + i] * d for i, d in enumerate(geometry.dilation)),
+        strides[-1],
     )
-    return x_padded.as_strided(shape, view_strides, x_padded.storage_offset())
+    return x_prepared.as_strided(shape, view_strides, x_prepared.storage_offset())
+
+
+def _channel_major(cov: torch.Tensor, geometry: LayerGeometry) -> torch.Tensor:
+    """Reorder a ``(groups, n, n)`` covariance from features ``(*kernel, c)`` to the weight's ``(c, *kernel)``."""
+    dims = len(geometry.kernel)
+    group_channels = geometry.in_channels // geometry.groups
+    shaped = cov.view(cov.shape[0], *geometry.kernel, group_channels, *geometry.kernel, group_channels)
+    order = (0, dims + 1, *range(1, dims + 1), 2 * dims + 2, *range(dims + 2, 2 * dims + 2))
+    return shaped.permute(order).reshape(cov.shape)
 
 
 def _conv_slices(x: torch.Tensor, geometry: LayerGeometry, max_elements: int) -> Iterator[torch.Tensor]:
-    """Yield strided views (b, *out_slice, groups, Cg, *kernel) covering all patches, each at most
+    """Yield strided views ``(b, *out_slice, groups, *kernel, Cg)`` covering all patches, each at most
     ``max_elements`` numbers (unless one output row of one sample is already larger)."""
     out = geometry.output_size(x.shape[2:])
     per_sample = math.prod(out) * geometry.groups * geometry.features
@@ -73,12 +102,12 @@ def _conv_slices(x: torch.Tensor, geometry: LayerGeometry, max_elements: int) ->
     if per_sample <= max_elements:
         step = max(1, max_elements // per_sample)
         for start in range(0, x.shape[0], step):
-            yield _patch_view(_pad(x[start : start + step], geometry), geometry)
+            yield _patch_view(_prepared(x[start : start + step], geometry), geometry)
         return
     per_band_row = per_sample // out[0]
     band = max(1, max_elements // per_band_row)
     for sample in range(x.shape[0]):
-        view = _patch_view(_pad(x[sample : sample + 1], geometry), geometry)
+        view = _patch_view(_prepared(x[sample : sample + 1], geometry), geometry)
         for start in range(0, out[0], band):
             yield view[:, start : start + band]
 
@@ -118,35 +147,43 @@ def shares_rows(geometry: LayerGeometry) -> bool:
     )
 
 
-def _row_views(x_padded: torch.Tensor, geometry: LayerGeometry, max_positions: int) -> Iterator[torch.Tensor]:
-    """Strided views ``(b, *out_rest, rows_in, C, *kernel_rest)`` of a padded input: for each position along the
-    spatial dimensions after the first, every input row unfolded along those dimensions. Slices over the batch
-    (or, for a large sample, over the second spatial dimension) hold at most ``max_positions`` positions."""
-    batch, channels, rows_in, *rest_in = x_padded.shape
+def _row_views(x: torch.Tensor, geometry: LayerGeometry, max_positions: int) -> Iterator[torch.Tensor]:
+    """Strided views ``(b, *out_rest, rows_in, *kernel_rest, C)`` of the prepared input: for each position along
+    the spatial dimensions after the first, every input row unfolded along those dimensions. Slices over the
+    batch (or, for a large sample, over the second spatial dimension) hold at most ``max_positions`` positions."""
     kernel, stride, dilation = geometry.kernel[1:], geometry.stride[1:], geometry.dilation[1:]
-    rest_out = [(n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(rest_in, kernel, stride, dilation, strict=True)]
-    strides = x_padded.stride()
-    shape = (batch, *rest_out, rows_in, channels, *kernel)
-    view_strides = (
-        strides[0],
-        *(strides[3 + i] * s for i, s in enumerate(stride)),
-        strides[2],
-        strides[1],
-        *(strides[3 + i] * d for i, d in enumerate(dilation)),
-    )
-    view = x_padded.as_strided(shape, view_strides, x_padded.storage_offset())
+
+    def view_of(x_slice: torch.Tensor) -> torch.Tensor:
+        prepared = _prepared(x_slice, geometry)
+        batch, rows_in, *rest_in, channels = prepared.shape
+        rest_out = [
+            (n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(rest_in, kernel, stride, dilation, strict=True)
+        ]
+        strides = prepared.stride()
+        shape = (batch, *rest_out, rows_in, *kernel, channels)
+        view_strides = (
+            strides[0],
+            *(strides[2 + i] * s for i, s in enumerate(stride)),
+            strides[1],
+            *(strides[2 + i] * d for i, d in enumerate(dilation)),
+            strides[-1],
+        )
+        return prepared.as_strided(shape, view_strides, prepared.storage_offset())
+
+    rest_out = geometry.output_size(x.shape[2:])[1:]
     per_sample = math.prod(rest_out)
     if per_sample == 0:
         return
     if per_sample <= max_positions or not rest_out:
         step = max(1, max_positions // per_sample)
-        for start in range(0, batch, step):
-            yield view[start : start + step]
+        for start in range(0, x.shape[0], step):
+            yield view_of(x[start : start + step])
         return
     band = max(1, max_positions // (per_sample // rest_out[0]))
-    for sample in range(batch):
+    for sample in range(x.shape[0]):
+        view = view_of(x[sample : sample + 1])
         for start in range(0, rest_out[0], band):
-            yield view[sample : sample + 1, start : start + band]
+            yield view[:, start : start + band]
 
 
 def _row_window_covariance(
@@ -163,15 +200,15 @@ def _row_window_covariance(
     patches (0.29 for a 7x7 stride-2 ImageNet stem, 0.35 for a 3x3 stride-1 CIFAR stem).
     """
     k, s = geometry.kernel[0], geometry.stride[0]
-    x_padded = _pad(x, geometry)
-    channels, rows_in = x_padded.shape[1], x_padded.shape[2]
+    (before, after) = geometry.padding[0]
+    rows_in = x.shape[2] + before + after
     rows_out = (rows_in - k) // s + 1
-    rest_kernel = math.prod(geometry.kernel[1:])
+    channels, rest_kernel = x.shape[1], math.prod(geometry.kernel[1:])
     width = channels * rest_kernel
     padded_rows = rows_in + k - 1  # zero rows after the last keep every window of k rows in bounds
     products = torch.zeros(rows_in, width, k * width, dtype=dtype, device=x.device)
-    for view in _row_views(x_padded, geometry, max(1, max_elements // (padded_rows * width))):
-        lead = view.shape[: view.dim() - 1 - len(geometry.kernel)]
+    for view in _row_views(x, geometry, max(1, max_elements // (padded_rows * width))):
+        lead = view.shape[: view.dim() - 2 - len(geometry.kernel[1:])]
         count = math.prod(lead)
         unfolded = torch.zeros(count, padded_rows, width, dtype=dtype, device=x.device)
         unfolded[:, :rows_in].unflatten(0, lead).unflatten(-1, view.shape[-len(geometry.kernel) :]).copy_(view)
@@ -188,7 +225,8 @@ def _row_window_covariance(
             blocks[first, first + offset] = block
             if offset:
                 blocks[first + offset, first] = block.T
-    blocks = blocks.view(k, k, channels, rest_kernel, channels, rest_kernel).permute(2, 0, 3, 4, 1, 5)
+    # (i, i', (kernel_rest, c), (kernel_rest', c')) -> ((c, i, kernel_rest), (c', i', kernel_rest'))
+    blocks = blocks.view(k, k, rest_kernel, channels, rest_kernel, channels).permute(3, 0, 2, 5, 1, 4)
     return blocks.reshape(1, geometry.features, geometry.features)
 
 
@@ -197,7 +235,7 @@ def input_covariance(
     geometry: LayerGeometry,
     *,
     dtype: torch.dtype | None = None,
-    max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    max_chunk_bytes: int | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Sum of ``row^T row`` over the input rows of one layer call, per group, and the number of rows.
 
@@ -206,7 +244,7 @@ def input_covariance(
             pads on its own, e.g. reflect padding or timm's Same convolutions).
         geometry: how the call cuts ``x`` into rows.
         dtype: accumulation dtype; by default :func:`accumulation_dtype` of ``x``.
-        max_chunk_bytes: bound on the memory of one slice of unfolded rows.
+        max_chunk_bytes: bound on the memory of one slice of unfolded rows (default: :func:`chunk_bytes`).
 
     Returns:
         ``(cov, rows)`` with ``cov`` of shape ``(groups, n, n)`` (not divided by ``rows``).
@@ -214,6 +252,7 @@ def input_covariance(
     dtype = dtype or accumulation_dtype(x.dtype)
     groups, features = geometry.groups, geometry.features
     cov = torch.zeros(groups, features, features, dtype=dtype, device=x.device)
+    max_chunk_bytes = max_chunk_bytes or chunk_bytes(x.device)
     max_elements = max(1, max_chunk_bytes // torch.empty((), dtype=dtype).element_size())
     if geometry.kind == "linear":
         for rows in _linear_slices(x, features, max_elements, dtype):
@@ -231,7 +270,7 @@ def input_covariance(
         else:
             by_group = rows.transpose(0, 1)
             cov.baddbmm_(by_group.transpose(1, 2), by_group)
-    return cov, geometry.rows(x)
+    return _channel_major(cov, geometry), geometry.rows(x)
 
 
 def unfold_rows(x: torch.Tensor, geometry: LayerGeometry, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -247,7 +286,10 @@ def unfold_rows(x: torch.Tensor, geometry: LayerGeometry, dtype: torch.dtype | N
     dtype = dtype or accumulation_dtype(x.dtype)
     if geometry.kind == "linear":
         return x.reshape(-1, 1, geometry.features).to(dtype)
-    view = _patch_view(_pad(x, geometry), geometry)
-    rows = torch.empty(view.shape, dtype=dtype, device=x.device)
-    rows.copy_(view)
+    view = _patch_view(_prepared(x, geometry), geometry)  # (B, *out, groups, *kernel, Cg)
+    dims = len(geometry.kernel)
+    lead = 1 + dims  # batch and output positions
+    order = (*range(lead), lead, view.dim() - 1, *range(lead + 1, view.dim() - 1))  # Cg before the kernel
+    rows = torch.empty(view.permute(order).shape, dtype=dtype, device=x.device)
+    rows.copy_(view.permute(order))
     return rows.view(-1, geometry.groups, geometry.features)

@@ -5,12 +5,13 @@ Dtype policy:
       ``1 + trace(x^T x / N) / lam`` on the condition number exceeds :data:`FLOAT32_CONDITION_LIMIT` (inputs
       far from unit scale, e.g. pixels in [0, 255]), it is summed again in float64 (:func:`ill_conditioned`,
       used by :func:`tract_hub.engine.covariance_for_solve`);
-    * the matrix is factorized with a Cholesky decomposition in the covariance's dtype (float64 also when the
-      bound is exceeded); a float32 factorization that fails is redone in float64;
+    * the matrix is factorized with a Cholesky decomposition in the covariance's dtype; a float32
+      factorization that fails is redone in float64;
     * the result is cast to the dtype of ``G``.
 
-Non-finite policy: a NaN or inf in ``x`` or ``G`` never raises. A non-finite matrix gives a gradient of NaNs,
-a non-finite ``G`` propagates through the solve, so AMP's GradScaler sees an inf/NaN and skips the step.
+Non-finite policy: a NaN or inf in ``x`` or ``G`` never raises. A non-finite matrix fails its Cholesky
+factorization and gives a gradient of NaNs; a non-finite ``G`` propagates through the solve. Either way AMP's
+GradScaler sees an inf/NaN and skips the step.
 
 Example:
     >>> import torch
@@ -37,46 +38,34 @@ def _grouped(grad: torch.Tensor, groups: int) -> torch.Tensor:
     return grad.reshape(groups, grad.shape[0] // groups, -1)
 
 
-def _solve_dtype(condition_bound: float, base: torch.dtype) -> torch.dtype:
-    if base == torch.float64 or condition_bound > FLOAT32_CONDITION_LIMIT:
-        return torch.float64
-    return torch.float32
+def _cholesky(matrix: torch.Tensor) -> torch.Tensor | None:
+    """Cholesky factor in the matrix's dtype, retried in float64; ``None`` when that fails too.
 
-
-def _cholesky(matrix: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
-    """Cholesky factor in ``dtype``, retried in float64; ``None`` when even that fails."""
-    factor, info = torch.linalg.cholesky_ex(matrix.to(dtype))
-    if not bool(info.any()):
+    LAPACK and cuSOLVER report a NaN pivot as a failure, so a non-finite matrix ends here (one device sync).
+    """
+    factor, info = torch.linalg.cholesky_ex(matrix)
+    if not info.any().item():
         return factor
-    if dtype != torch.float64:
-        logger.debug("TrAct: float32 Cholesky failed (info=%s); retrying in float64", info.tolist())
+    if matrix.dtype != torch.float64:
+        logger.debug("TrAct: %s Cholesky failed; retrying in float64", matrix.dtype)
         factor, info = torch.linalg.cholesky_ex(matrix.to(torch.float64))
-        if not bool(info.any()):
+        if not info.any().item():
             return factor
     return None
 
 
-def _condition_bound(cov_traces: torch.Tensor, finite: torch.Tensor, lam: float) -> float | None:
-    """``1 + max trace(x^T x / N) / lam`` bounds the condition number; ``None`` when the matrix is not finite.
-
-    One device sync for both facts.
-    """
-    trace_max, is_finite = torch.stack([cov_traces.max().to(torch.float64), finite.to(torch.float64)]).tolist()
-    return 1.0 + trace_max / lam if is_finite else None
-
-
 def ill_conditioned(cov: torch.Tensor, rows: int | float, lam: float) -> bool:
-    """Whether ``cov / rows + lam * I`` is too ill-conditioned for float32 (one device sync).
+    """Whether ``cov / rows + lam * I`` is too ill-conditioned for float32: its condition number is at most
+    ``1 + max trace(cov / rows) / lam``, compared with :data:`FLOAT32_CONDITION_LIMIT` (one device sync).
 
     A non-finite covariance is not "ill-conditioned": the non-finite policy handles it.
     """
-    traces = cov.diagonal(dim1=-2, dim2=-1).sum(-1) / max(rows, 1)
-    bound = _condition_bound(traces, torch.isfinite(traces).all(), lam)
-    return bound is not None and bound > FLOAT32_CONDITION_LIMIT
+    trace_max = cov.diagonal(dim1=-2, dim2=-1).sum(-1).max().item()
+    return 1.0 + trace_max / max(rows, 1) / lam > FLOAT32_CONDITION_LIMIT
 
 
 def solve_with_covariance(grad: torch.Tensor, cov: torch.Tensor, rows: int | float, lam: float) -> torch.Tensor:
-    """``G @ inverse(cov / rows + lam * I)`` per group.
+    """``G @ inverse(cov / rows + lam * I)`` per group, factorized in the covariance's dtype.
 
     Args:
         grad: the ordinary weight gradient, weight-shaped (``m x ...``), ``m`` divisible by the groups.
@@ -84,21 +73,16 @@ def solve_with_covariance(grad: torch.Tensor, cov: torch.Tensor, rows: int | flo
         rows: number of rows ``N`` summed into ``cov``.
         lam: the regularization ``lambda > 0``.
     """
-    groups, features = cov.shape[0], cov.shape[-1]
     matrix = cov / rows
     matrix.diagonal(dim1=-2, dim2=-1).add_(lam)
-    bound = _condition_bound(
-        matrix.diagonal(dim1=-2, dim2=-1).sum(-1) - features * lam, torch.isfinite(matrix).all(), lam
-    )
-    if bound is None:
-        return torch.full_like(grad, float("nan"))
-    dtype = _solve_dtype(bound, cov.dtype)
-    factor = _cholesky(matrix, dtype)
+    factor = _cholesky(matrix)
     if factor is None:
         return torch.full_like(grad, float("nan"))
-    grouped = _grouped(grad, groups).to(factor.dtype)
-    solved = torch.cholesky_solve(grouped.transpose(1, 2), factor).transpose(1, 2)
-    return solved.reshape(grad.shape).to(grad.dtype)
+    grouped = _grouped(grad, cov.shape[0])
+    if grouped.dtype != factor.dtype:
+        grouped = grouped.to(factor.dtype)
+    solved = torch.cholesky_solve(grouped.transpose(1, 2), factor)
+    return solved.transpose(1, 2).reshape(grad.shape).to(grad.dtype)
 
 
 def solve_with_rows(grad: torch.Tensor, rows: torch.Tensor, lam: float) -> torch.Tensor:
@@ -117,9 +101,7 @@ def solve_with_rows(grad: torch.Tensor, rows: torch.Tensor, lam: float) -> torch
     by_group = rows.transpose(0, 1).to(torch.float64)  # (groups, N, n)
     kernel = by_group @ by_group.transpose(1, 2)  # (groups, N, N)
     kernel.diagonal(dim1=-2, dim2=-1).add_(count * lam)
-    if not bool(torch.isfinite(kernel).all()):
-        return torch.full_like(grad, float("nan"))
-    factor = _cholesky(kernel, torch.float64)
+    factor = _cholesky(kernel)
     if factor is None:
         return torch.full_like(grad, float("nan"))
     grouped = _grouped(grad, groups).to(torch.float64)  # (groups, m_g, n)
