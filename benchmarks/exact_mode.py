@@ -3,7 +3,8 @@
 Spawns ``--world`` CPU processes (gloo on loopback, one thread each) and measures, inside them:
 
 * for each benchmark layer, the bytes that ``tract_hub.finalize`` all-reduces per optimizer step (the size of
-  the buffer it actually sends: ``n x n + 1`` float32 numbers per layer);
+  the buffers it actually sends: ``n x n + 1`` float32 numbers per layer, plus one number by which the ranks
+  agree on float32 or float64);
 * the median time of a full DDP training step (forward, backward, finalize where exact, SGD step) of a CIFAR
   ResNet-18 for exact mode and for per-backward mode, the two models interleaved round by round.
 

@@ -49,7 +49,8 @@ def _layout(step: PendingStep | None, layer: TrActForward) -> tuple[int, int, in
 
 def all_reduce_pending(layers: list[TrActForward], process_group: object | None = None) -> int:
     """Sum every layer's pending covariance and row count (and average the used-weight gradients, as DDP
-    averages ``.grad``) across the ranks of ``process_group`` in one all-reduce. Returns the bytes sent."""
+    averages ``.grad``) across the ranks of ``process_group`` in one all-reduce (after a one-number all-reduce
+    that agrees on its dtype). Returns the bytes all-reduced by this rank."""
     world = _world(process_group)
     steps = [layer.pending for layer in layers]
     if world == 1 or all(step is None for step in steps):
@@ -77,14 +78,18 @@ def all_reduce_pending(layers: list[TrActForward], process_group: object | None 
             size = step.used_weight_grad.numel()
             step.used_weight_grad = buffer[offset : offset + size].view_as(step.used_weight_grad) / world
             offset += size
-    return buffer.numel() * buffer.element_size()
+    return buffer.numel() * buffer.element_size() + DTYPE_AGREEMENT_BYTES
+
+
+#: Bytes of the one-number all-reduce by which the ranks agree on the buffer's dtype.
+DTYPE_AGREEMENT_BYTES = 4
 
 
 def _agreed_dtype(steps: list[PendingStep], process_group: object | None) -> torch.dtype:
     """float32, unless a rank summed some covariance in float64 (ill-conditioned inputs or a float64 model):
     then float64 on every rank. One all-reduce of one number, so that all ranks send the same buffer."""
     local = any(step.cov.dtype == torch.float64 for step in steps)
-    flag = torch.tensor([1.0 if local else 0.0], device=steps[0].cov.device)
+    flag = torch.tensor([1.0 if local else 0.0], dtype=torch.float32, device=steps[0].cov.device)
     dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=process_group)
     return torch.float64 if bool(flag.item()) else torch.float32
 
