@@ -78,3 +78,32 @@ def test_unnormalized_pixels_are_solved_in_float64() -> None:
     actual = tract_gradient(grad, x, LayerGeometry.for_conv(module.weight), 0.1)
     rows = conv_rows(x, (7, 7), (1, 1), ((0, 0), (0, 0)), (1, 1), 1)
     assert relative_error(actual, tract_reference(grad, rows, 0.1)) < 1e-6
+
+
+def test_ill_conditioned_layer_adds_no_error_beyond_pytorchs_own_gradient() -> None:
+    """Smooth images in [0, 255] (torchvision's SSD-VGG16 feeds its first conv such inputs) make
+    x^T x/N + lam*I so ill-conditioned (cond ~1e5) that PyTorch's own float32 weight gradient G, solved exactly,
+    is already off by ~1e-3: the floor of using the fused G (DESIGN.md decision 2). TrAct must add nothing to it.
+    """
+    from tract_hub.engine import LayerGeometry, tract_gradient
+
+    torch.manual_seed(0)
+    module = torch.nn.Conv2d(3, 16, 3, padding=1)
+    x = torch.nn.functional.interpolate(torch.rand(2, 3, 24, 24), size=(120, 120), mode="bilinear")
+    x = (x - 0.45) * 255
+    out = module(x)
+    grad_out = torch.randn_like(out)
+    (grad,) = torch.autograd.grad(out, module.weight, grad_out)
+    rows = conv_rows(x, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    cov = rows[0].T @ rows[0] / rows.shape[1] + 0.1 * torch.eye(27, dtype=torch.float64)
+    assert torch.linalg.cond(cov) > 1e4  # the regime this test is about
+
+    actual = tract_gradient(grad, x, LayerGeometry.for_conv(module.weight, padding=1), 0.1)
+    exact_solve_of_float32_grad = tract_reference(grad, rows, 0.1)
+    module64 = copy.deepcopy(module).double()
+    (grad64,) = torch.autograd.grad(module64(x.double()), module64.weight, grad_out.double())
+    reference = tract_reference(grad64, rows, 0.1)
+    assert relative_error(actual, exact_solve_of_float32_grad) < 1e-6
+    floor = relative_error(exact_solve_of_float32_grad, reference)
+    assert floor > 1e-5  # the float32 G alone is this far from the float64 formula
+    assert relative_error(actual, reference) < 1.5 * floor
