@@ -102,14 +102,20 @@ def main() -> None:
         mp.spawn(worker, args=(args.world, f"{tmp}/rendezvous", str(out), args.rounds, args.batch), nprocs=args.world)
         result = json.loads(out.read_text())
     times = result["median_step_s"]
-    result.update(world=args.world, batch_per_process=args.batch, rounds=args.rounds,
-                  exact_over_per_backward=times["exact"] / times["per_backward"])
+    result.update(
+        world=args.world,
+        batch_per_process=args.batch,
+        rounds=args.rounds,
+        exact_over_per_backward=times["exact"] / times["per_backward"],
+    )
     print("| layer | bytes all-reduced per step |\n|---|---|")
     for name, sent in result["bytes_per_step"].items():
         print(f"| {name} | {sent:,} ({sent / 2**20:.2f} MiB) |")
     print(f"\nCIFAR ResNet-18 DDP step, {args.world} CPU processes x {args.batch} images, median of {args.rounds}:")
-    print(f"per-backward {times['per_backward'] * 1e3:.1f} ms, exact {times['exact'] * 1e3:.1f} ms, "
-          f"ratio {result['exact_over_per_backward']:.3f}")
+    print(
+        f"per-backward {times['per_backward'] * 1e3:.1f} ms, exact {times['exact'] * 1e3:.1f} ms, "
+        f"ratio {result['exact_over_per_backward']:.3f}"
+    )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2, sort_keys=True))
     print(f"wrote {args.json}")
