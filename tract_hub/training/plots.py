@@ -57,13 +57,7 @@ def plot_run_curves(rows: Sequence[dict[str, Any]], path: str | Path, *, title: 
     right.set(xlabel="epoch", ylabel="loss", title="loss")
     right.grid(alpha=0.3)
     right.legend()
-    _integer_epochs(left, right)
-    figure.subplots_adjust(left=0.08, right=0.98, bottom=0.13, top=0.9, wspace=0.25)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, (left, right), path, left=0.08, right=0.98, bottom=0.13, top=0.9, wspace=0.25)
 
 
 def plot_comparison(
@@ -79,13 +73,7 @@ def plot_comparison(
     axis.set(xlabel="epoch", ylabel="top-1 accuracy" if metric == "top1" else "mAP", title=title)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
-    _integer_epochs(axis)
-    figure.subplots_adjust(left=0.11, right=0.97, bottom=0.12, top=0.92)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, (axis,), path, **_SINGLE_AXIS_MARGINS)
 
 
 def plot_paired_curves(curves: dict[str, Sequence[Sequence[float]]], path: str | Path, *, title: str = "") -> Path:
@@ -104,8 +92,17 @@ def plot_paired_curves(curves: dict[str, Sequence[Sequence[float]]], path: str |
     axis.set(xlabel="epoch", ylabel="test top-1 accuracy", title=title)
     axis.grid(alpha=0.3)
     axis.legend(loc="lower right")
-    _integer_epochs(axis)
-    figure.subplots_adjust(left=0.11, right=0.97, bottom=0.12, top=0.92)
+    return _save(plt, figure, (axis,), path, **_SINGLE_AXIS_MARGINS)
+
+
+_SINGLE_AXIS_MARGINS = {"left": 0.11, "right": 0.97, "bottom": 0.12, "top": 0.92}
+
+
+def _save(plt: Any, figure: Any, axes: Sequence[Any], path: str | Path, **margins: float) -> Path:
+    """Integer epoch ticks on ``axes``, ``margins`` as ``subplots_adjust`` takes them, then write ``figure`` to
+    ``path`` (parent directories made) and close it."""
+    _integer_epochs(*axes)
+    figure.subplots_adjust(**margins)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
