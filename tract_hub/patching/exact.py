@@ -32,6 +32,9 @@ from .layer import PENDING_LAYERS, PendingStep, TrActForward, capture_used_weigh
 
 logger = logging.getLogger(__name__)
 
+#: Bytes of the one-number all-reduce by which the ranks agree on the buffer's dtype.
+DTYPE_AGREEMENT_BYTES = 4
+
 
 def _world(process_group: object | None) -> int:
     if not (dist.is_available() and dist.is_initialized()):
@@ -79,10 +82,6 @@ def all_reduce_pending(layers: list[TrActForward], process_group: object | None 
             step.used_weight_grad = buffer[offset : offset + size].view_as(step.used_weight_grad) / world
             offset += size
     return buffer.numel() * buffer.element_size() + DTYPE_AGREEMENT_BYTES
-
-
-#: Bytes of the one-number all-reduce by which the ranks agree on the buffer's dtype.
-DTYPE_AGREEMENT_BYTES = 4
 
 
 def _agreed_dtype(steps: list[PendingStep], process_group: object | None) -> torch.dtype:
