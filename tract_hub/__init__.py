@@ -29,7 +29,7 @@ from .errors import (
     UnknownArchitectureError,
     UnsupportedLayerError,
 )
-from .patching import PatchedLayer, finalize, is_patched, patched_layers, unpatch
+from .patching import PatchedLayer, is_patched, patched_layers, unpatch
 
 # Names served lazily from heavier rooms (they import timm / huggingface_hub only when used).
 _LAZY = {
@@ -71,7 +71,6 @@ __all__ = [
     "UnknownArchitectureError",
     "UnsupportedLayerError",
     "__version__",
-    "finalize",
     "is_patched",
     "patch",
     "patched_layers",

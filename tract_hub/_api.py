@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .errors import InvalidArgumentError
 from .patching import api as patching
-from .patching import exact as exact_mode
 
 logger = logging.getLogger("tract_hub")
 
@@ -20,27 +20,31 @@ def patch(
     lam: float = 0.1,
     *,
     target: str | Sequence[str] | None = None,
-    exact: bool = False,
+    exact: bool = True,
     optimizer: torch.optim.Optimizer | None = None,
     process_group: Any = None,
 ) -> nn.Module:
     """Install TrAct in place on the first layer(s) of ``model`` and return the model.
+
+    After any backward, the first layer's ``.grad`` holds the exact TrAct gradient of everything accumulated into
+    it since it was last cleared, on one process or many: train exactly as before (gradient accumulation,
+    ``GradScaler``, clipping, DDP, FSDP2, Lightning, accelerate), with no call after ``patch``.
 
     Args:
         model: any ``nn.Module``; its class, parameters and ``state_dict`` are not changed.
         lam: TrAct's lambda (0.1 by default; the paper uses 0.05 to 0.2).
         target: the qualified name(s) of the layer(s) to patch. By default the first layer(s) are located by
             :func:`tract_hub.locate` (user rules, built-in rules, timm's ``first_conv``, then tracing).
-        exact: solve once per optimizer step with the covariance summed over micro-batches and ranks (call
-            :func:`tract_hub.finalize` before clipping / unscaling / ``optimizer.step``), instead of once per
-            backward (the paper's behaviour, the same thing for one batch on one process).
-        optimizer: in exact mode, finalized automatically in this optimizer's step pre-hook; in any mode, a
-            first-layer weight that the patch unfroze is added to it if it does not hold it yet.
-        process_group: the ``torch.distributed`` group exact mode all-reduces over (default: the world).
+        exact: ``True`` (default): TrAct of the whole accumulated batch, however it was split into micro-batches
+            and ranks. ``False``: the paper's per-backward mode, one solve per backward with that backward's own
+            covariance (the same for one batch on one process, a different update under accumulation or DDP).
+        optimizer: a first-layer weight that the patch unfroze is added to it if it does not hold it yet.
+        process_group: the ``torch.distributed`` group over which you average gradients yourself, for models that
+            run outside ``DistributedDataParallel`` and FSDP2 (those say by themselves how gradients are reduced).
 
-    Patching again updates ``lam`` and ``exact``; TrAct is never applied twice. A frozen first layer
-    (e.g. torchvision detection backbones) is made trainable, with a warning and ``unfrozen=True`` in
-    :func:`tract_hub.patched_layers`.
+    Patching again updates ``lam`` (and ``exact``, between optimizer steps); TrAct is never applied twice. A
+    frozen first layer (e.g. torchvision detection backbones) is made trainable, with a warning and
+    ``unfrozen=True`` in :func:`tract_hub.patched_layers`.
 
     Example:
         >>> import torch, tract_hub
@@ -50,6 +54,12 @@ def patch(
         >>> tract_hub.is_patched(model)
         True
     """
+    patching.check_model(model)
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise InvalidArgumentError(
+            f"optimizer={optimizer!r:.80} is a {type(optimizer).__name__}, not a torch.optim.Optimizer; pass the "
+            "optimizer object that trains the model (or nothing)"
+        )
     if target is None:
         from .registry import locate
 
@@ -57,13 +67,11 @@ def patch(
         names = [layer.name for layer in located]
         rules = {layer.name: layer.rule for layer in located}
     else:
-        names = [target] if isinstance(target, str) else list(target)
-        rules = dict.fromkeys(names, "target")
-    report = patching.patch_layers(model, names, lam, exact=exact, found_by=rules)
+        names = target
+        rules = None
+    report = patching.patch_layers(model, names, lam, exact=exact, found_by=rules, process_group=process_group)
     if optimizer is not None:
         _add_unfrozen_to_optimizer(model, report, optimizer)
-        if exact:
-            exact_mode.bind_optimizer(model, optimizer, process_group)
     if not exact:
         _warn_if_distributed()
     logger.info(
@@ -95,7 +103,7 @@ def _warn_if_distributed() -> None:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         logger.warning(
             "TrAct in per-backward mode under %d ranks: each rank solves with its own covariance, so the update "
-            "depends on how the batch is split. Use tract_hub.patch(model, exact=True) and tract_hub.finalize "
-            "for the exact full-batch update.",
+            "depends on how the batch is split. The default, tract_hub.patch(model) (exact=True), gives the "
+            "update of the whole batch.",
             dist.get_world_size(),
         )

@@ -27,8 +27,6 @@ def test_non_finite_gives_non_finite_weight_gradient(poison: str, exact: bool) -
     if poison.endswith("grad"):
         loss = loss * (float("nan") if poison.startswith("nan") else float("inf"))
     loss.backward()
-    if exact:
-        tract_hub.finalize(model)
     assert not torch.isfinite(model[0].weight.grad).all()
 
 
@@ -41,8 +39,6 @@ def test_grad_scaler_skips_the_step(exact: bool) -> None:
     x = torch.randn(4, 3, 8, 8)
     x[0, 0, 0, 0] = float("nan")
     scaler.scale(model(x).sum()).backward()
-    if exact:
-        tract_hub.finalize(model)
     scaler.step(optimizer)
     scaler.update()
     assert torch.equal(model[0].weight.detach(), before)

@@ -109,8 +109,6 @@ def train_step(model: nn.Module, wrapped: nn.Module, scenario: Scenario, world: 
         context = no_sync() if (defer_sync and no_sync is not None) else contextlib.nullcontext()
         with context:
             (scaler.scale(loss) if scaler else loss).backward()
-    if scenario.mode == "exact":
-        tract_hub.finalize(wrapped)
     if scaler:
         scaler.step(optimizer)
         scaler.update()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from tests.exact.scenarios import Scenario, reference_update, run_single_process, tolerance
 from tests.reference import relative_error
@@ -44,15 +43,3 @@ def test_unnormalized_pixels_stay_exact(micro_batches: int, dtype: str) -> None:
     """Half of the batch in [0, 255]: micro-batches whose covariance needs float64 promote the running sum."""
     scenario = Scenario(dtype=dtype, micro_batches=micro_batches, pixel_scale=255.0)
     assert relative_error(run_single_process(scenario), reference_update(scenario)) < tolerance(scenario)
-
-
-def test_pending_sum_is_promoted_to_float64() -> None:
-    from tract_hub.engine import LayerGeometry
-    from tract_hub.patching.layer import PendingStep
-
-    geometry = LayerGeometry.for_linear(torch.empty(2, 3))
-    step = PendingStep(geometry, torch.zeros(1, 3, 3))
-    step.add(torch.ones(1, 3, 3), 4, None)
-    step.add(torch.full((1, 3, 3), 1e-9, dtype=torch.float64), 4, None)
-    assert step.cov.dtype == torch.float64 and step.rows == 8
-    assert torch.equal(step.cov, torch.full((1, 3, 3), 1 + 1e-9, dtype=torch.float64))

@@ -17,7 +17,7 @@ import torch
 
 import tract_hub
 import tract_hub.models  # registers tract_hub's CIFAR ResNets with timm
-from tract_hub.registry.inputs import LAYER_TYPES
+from tract_hub.core import SUPPORTED_LAYER_TYPES
 
 SAMPLE = [
     "resnet18",  # Conv2d 7x7/2
@@ -68,7 +68,7 @@ def test_locate_agrees_with_first_conv_and_the_trace_and_patch_follows(arch):
     if first_conv:
         assert sorted(located.names) == sorted(first_conv)
     assert {layer.rule for layer in located} == {expected_rule}
-    assert all(isinstance(layer.module, LAYER_TYPES) for layer in located)
+    assert all(isinstance(layer.module, SUPPORTED_LAYER_TYPES) for layer in located)
 
     keys = list(model.state_dict())
     tract_hub.patch(model)

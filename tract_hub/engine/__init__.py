@@ -1,5 +1,8 @@
 """The gradient math of TrAct: pure functions on tensors, knowing nothing of models or patching.
 
+Nothing here reads a tensor's value on the host: every data-dependent choice is made on the device, so a GPU
+backward never waits for the GPU to drain.
+
 Example:
     >>> import torch
     >>> from tract_hub.engine import LayerGeometry, tract_gradient
@@ -13,20 +16,11 @@ from __future__ import annotations
 
 import torch
 
-from .covariance import accumulation_dtype, chunk_bytes, input_covariance, unfold_rows
+from .accumulation import Accumulation
+from .covariance import chunk_bytes, input_covariance, unfold_rows
 from .geometry import LayerGeometry
-from .solve import FLOAT32_CONDITION_LIMIT, ill_conditioned, solve_with_covariance, solve_with_rows
-
-
-def covariance_for_solve(
-    x: torch.Tensor, geometry: LayerGeometry, lam: float, *, max_chunk_bytes: int | None = None
-) -> tuple[torch.Tensor, int]:
-    """``x^T x`` (per group, summed over rows) and ``N``, summed in float32 unless that is too ill-conditioned
-    for ``lam`` (inputs far from unit scale), in which case it is summed again in float64."""
-    cov, rows = input_covariance(x, geometry, max_chunk_bytes=max_chunk_bytes)
-    if cov.dtype != torch.float64 and ill_conditioned(cov, rows, lam):
-        cov, rows = input_covariance(x, geometry, dtype=torch.float64, max_chunk_bytes=max_chunk_bytes)
-    return cov, rows
+from .precision import covariance_dtype, full_precision
+from .solve import solve_with_covariance
 
 
 def tract_gradient(
@@ -39,29 +33,25 @@ def tract_gradient(
 ) -> torch.Tensor:
     """The TrAct weight gradient ``G @ inverse(x^T x / N + lam * I)`` of one layer call.
 
-    Uses the Woodbury form when the call has fewer rows than features (``N < n``), the chunked covariance
-    otherwise. ``grad`` is the ordinary weight gradient (weight-shaped); the result has its shape and dtype.
-    An input with no rows (an empty batch) leaves ``grad`` as it is.
+    ``grad`` is the ordinary weight gradient (weight-shaped); the result has its shape and dtype. An input with no
+    rows (an empty batch) leaves ``grad`` as it is.
     """
     rows = geometry.rows(x)
     if rows == 0:
         return grad
-    if rows < geometry.features:
-        return solve_with_rows(grad, unfold_rows(x, geometry), lam)
-    cov, rows = covariance_for_solve(x, geometry, lam, max_chunk_bytes=max_chunk_bytes)
-    return solve_with_covariance(grad, cov, rows, lam)
+    with full_precision(x.device):
+        cov, rows = input_covariance(x, geometry, max_chunk_bytes=max_chunk_bytes)
+        return solve_with_covariance(grad, cov, rows, lam)
 
 
 __all__ = [
-    "FLOAT32_CONDITION_LIMIT",
+    "Accumulation",
     "LayerGeometry",
-    "accumulation_dtype",
     "chunk_bytes",
-    "covariance_for_solve",
-    "ill_conditioned",
+    "covariance_dtype",
+    "full_precision",
     "input_covariance",
     "solve_with_covariance",
-    "solve_with_rows",
     "tract_gradient",
     "unfold_rows",
 ]

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .geometry import LayerGeometry
+from .precision import covariance_dtype
 
 #: Default bound on the bytes of one slice of unfolded rows, by device type. Small slices stay in the CPU's
 #: caches (measured on a 2-core Xeon: 4 MiB is as fast as 32 MiB or faster, and keeps the peak memory of a
@@ -34,11 +35,6 @@ DEFAULT_CHUNK_BYTES = 64 * 2**20
 def chunk_bytes(device: torch.device) -> int:
     """The default bound on the memory of one slice of unfolded rows on ``device``."""
     return CHUNK_BYTES.get(device.type, DEFAULT_CHUNK_BYTES)
-
-
-def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float64 for float64 inputs, float32 for every lower precision (float32, bfloat16, float16)."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -243,13 +239,13 @@ def input_covariance(
         x: the tensor the layer's Linear/convolution operation received (already padded by the layer if it
             pads on its own, e.g. reflect padding or timm's Same convolutions).
         geometry: how the call cuts ``x`` into rows.
-        dtype: accumulation dtype; by default :func:`accumulation_dtype` of ``x``.
+        dtype: accumulation dtype; by default :func:`~tract_hub.engine.precision.covariance_dtype` of ``x``.
         max_chunk_bytes: bound on the memory of one slice of unfolded rows (default: :func:`chunk_bytes`).
 
     Returns:
         ``(cov, rows)`` with ``cov`` of shape ``(groups, n, n)`` (not divided by ``rows``).
     """
-    dtype = dtype or accumulation_dtype(x.dtype)
+    dtype = dtype or covariance_dtype(x)
     groups, features = geometry.groups, geometry.features
     cov = torch.zeros(groups, features, features, dtype=dtype, device=x.device)
     max_chunk_bytes = max_chunk_bytes or chunk_bytes(x.device)
@@ -283,7 +279,7 @@ def unfold_rows(x: torch.Tensor, geometry: LayerGeometry, dtype: torch.dtype | N
         >>> unfold_rows(torch.randn(2, 2, 5, 5), geometry).shape
         torch.Size([50, 1, 18])
     """
-    dtype = dtype or accumulation_dtype(x.dtype)
+    dtype = dtype or covariance_dtype(x)
     if geometry.kind == "linear":
         return x.reshape(-1, 1, geometry.features).to(dtype)
     view = _patch_view(_prepared(x, geometry), geometry)  # (B, *out, groups, *kernel, Cg)

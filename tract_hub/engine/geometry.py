@@ -125,9 +125,27 @@ class LayerGeometry:
             return x.numel() // self.in_channels
         return x.shape[0] * math.prod(self.output_size(x.shape[2:]))
 
-    @property
-    def non_overlapping(self) -> bool:
-        """True when patches tile the input without overlap (ViT patch embeddings: stride == kernel)."""
-        return self.kind == "conv" and all(
-            s == k and d == 1 for s, k, d in zip(self.stride, self.kernel, self.dilation, strict=True)
+    def as_ints(self) -> list[int]:
+        """A flat list of ints that :meth:`from_ints` turns back into this geometry (operator arguments)."""
+        padding = [amount for pair in self.padding for amount in pair]
+        kind = 0 if self.kind == "linear" else 1
+        head = [kind, self.in_channels, self.out_channels, self.groups, len(self.kernel)]
+        return [*head, *self.kernel, *self.stride, *self.dilation, *padding]
+
+    @classmethod
+    def from_ints(cls, values: Sequence[int]) -> LayerGeometry:
+        kind, in_channels, out_channels, groups, dims = values[:5]
+        rest = list(values[5:])
+        kernel, stride, dilation = (tuple(rest[i * dims : (i + 1) * dims]) for i in range(3))
+        flat = rest[3 * dims :]
+        padding = tuple((flat[2 * i], flat[2 * i + 1]) for i in range(dims))
+        return cls(
+            kind="linear" if kind == 0 else "conv",
+            in_channels=in_channels,
+            out_channels=out_channels,
+            groups=groups,
+            kernel=kernel,
+            stride=stride,
+            dilation=dilation,
+            padding=padding,
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,14 +15,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import InvalidArgumentError, TargetNotFoundError, UnsupportedLayerError
-from . import exact as exact_mode
-from .interception import LayerCall, LayerOpMode
-from .layer import PENDING_LAYERS, TrActForward, probe_input
+from ..core.layer_ops import SUPPORTED_LAYER_TYPES, LayerCall, LayerOpMode
+from ..errors import InvalidArgumentError, TargetNotFoundError, TrActStateError, UnsupportedLayerError
+from .distributed import accumulated_gradient
+from .layer import ScriptPlainLayer, TrActForward, probe_input
 
 logger = logging.getLogger(__name__)
 
-_CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+#: Below this lambda, ``x^T x / N + lam * I`` is nearly singular whenever a batch has fewer rows than features or
+#: constant inputs: a float32-summed covariance cannot resolve it, and float64 only barely.
+SMALL_LAM = 1e-6
+_warned_small_lam = False
 
 
 @dataclass(frozen=True)
@@ -37,10 +41,22 @@ class PatchedLayer:
 
 
 def check_lam(lam: object) -> float:
-    """``lam`` as a float, or :class:`InvalidArgumentError` when it is not a positive finite number."""
-    if isinstance(lam, bool) or not isinstance(lam, int | float) or not math.isfinite(lam) or lam <= 0:
+    """``lam`` as a float (any real number type, NumPy's included), or :class:`InvalidArgumentError` when it is not
+    a positive finite number. Warns once when it is so small that the solve cannot honour it."""
+    global _warned_small_lam
+    if isinstance(lam, bool) or not isinstance(lam, numbers.Real) or not math.isfinite(lam) or lam <= 0:
         raise InvalidArgumentError(
             f"lam={lam!r} is not a positive finite number; TrAct's lambda is typically 0.1 (0.05 to 0.2 in the paper)"
+        )
+    if lam < SMALL_LAM and not _warned_small_lam:
+        _warned_small_lam = True
+        logger.warning(
+            "TrAct: lam=%g is below %g. Where a batch has fewer rows than features (N < n) or constant inputs, "
+            "x^T x/N + lam*I is then nearly singular: a covariance summed in float32 cannot resolve lam, and even "
+            "float64 loses most digits (gradients off by orders of magnitude, NaN when the factorization fails). "
+            "The paper uses 0.05 to 0.2.",
+            lam,
+            SMALL_LAM,
         )
     return float(lam)
 
@@ -69,7 +85,7 @@ def check_layer(name: str, module: nn.Module) -> None:
             f"layer {name!r} ({_describe(module)}) has uninitialized lazy parameters; run one forward pass "
             "before patching"
         )
-    if not isinstance(module, (nn.Linear, *_CONV_TYPES)):
+    if not isinstance(module, SUPPORTED_LAYER_TYPES):
         raise UnsupportedLayerError(
             f"layer {name!r} is a {_describe(module)}; TrAct acts on nn.Linear and nn.Conv1d/2d/3d layers "
             "(and their subclasses). Name the Linear/convolution inside it as target="
@@ -112,7 +128,7 @@ def _probe(name: str, module: nn.Module) -> None:
 
 def resolve_targets(model: nn.Module, target: str | Sequence[str]) -> list[tuple[str, nn.Module]]:
     """Look up each named submodule; a missing name gives the closest existing names."""
-    names = [target] if isinstance(target, str) else list(target)
+    names = [target] if isinstance(target, str) else list(target) if isinstance(target, Sequence) else None
     if not names or any(not isinstance(n, str) for n in names):
         raise InvalidArgumentError(f"target={target!r} must be a module name or a non-empty list of names")
     modules = dict(model.named_modules())
@@ -136,39 +152,33 @@ def patch_layers(
     names: str | Sequence[str],
     lam: float = 0.1,
     *,
-    exact: bool = False,
+    exact: bool = True,
     found_by: Mapping[str, str] | None = None,
     unfreeze: bool = True,
+    process_group: Any = None,
 ) -> list[PatchedLayer]:
     """Install TrAct in place on the named layers of ``model``; returns what was patched.
 
     All layers are checked before any is patched. A layer already patched gets the new settings (TrAct is never
-    applied twice). A frozen weight is made trainable when ``unfreeze`` (and ``unpatch`` freezes it again).
-    ``found_by`` maps a name to the rule that located it (default ``"target"``).
+    applied twice; a new ``lam`` applies to everything its ``.grad`` has accumulated). A frozen weight is made
+    trainable when ``unfreeze`` (and ``unpatch`` freezes it again). ``found_by`` maps a name to the rule that
+    located it (default ``"target"``).
     """
+    check_model(model)
     found_by = found_by or {}
     lam = check_lam(lam)
+    if not isinstance(exact, bool):
+        raise InvalidArgumentError(
+            f"exact={exact!r} must be True (the default) or False (the paper's per-backward mode)"
+        )
     targets = resolve_targets(model, names)
-    if exact:
-        exact_mode.install_step_guard()
     for name, module in targets:
         check_layer(name, module)
+        _check_mode_switch(name, module, exact)
     report = []
     for name, module in targets:
         installed = _installed(module)
-        if installed is not None:
-            if (installed.lam, installed.exact) != (lam, exact):
-                logger.info(
-                    "TrAct: %s already patched; lam %s -> %s, exact %s -> %s",
-                    name,
-                    installed.lam,
-                    lam,
-                    installed.exact,
-                    exact,
-                )
-            installed.lam, installed.exact, installed.pending = lam, exact, None
-            PENDING_LAYERS.discard(installed)
-        else:
+        if installed is None:
             installed = TrActForward(
                 module=module,
                 lam=lam,
@@ -176,7 +186,21 @@ def patch_layers(
                 found_by=found_by.get(name, "target"),
                 previous_forward=module.__dict__.get("forward"),
             )
-            module.forward = installed  # instance attribute: class, parameters and state_dict are untouched
+            module.forward = installed  # instance attributes: class, parameters and state_dict are untouched
+            module.__prepare_scriptable__ = ScriptPlainLayer(module)
+        elif (installed.lam, installed.exact) != (lam, exact):
+            logger.info(
+                "TrAct: %s already patched; lam %s -> %s, exact %s -> %s",
+                name,
+                installed.lam,
+                lam,
+                installed.exact,
+                exact,
+            )
+            if installed.exact != exact:
+                installed.reset()
+            installed.lam, installed.exact = lam, exact
+        installed.process_group = process_group
         if unfreeze and not module.weight.requires_grad:
             module.weight.requires_grad_(True)
             installed.unfrozen = True
@@ -188,6 +212,28 @@ def patch_layers(
             )
         report.append(_record(name, installed))
     return report
+
+
+def check_model(model: object) -> None:
+    if not isinstance(model, nn.Module):
+        raise InvalidArgumentError(
+            f"model={model!r:.80} is a {type(model).__name__}, not a torch.nn.Module; pass the model itself"
+        )
+
+
+def _check_mode_switch(name: str, module: nn.Module, exact: bool) -> None:
+    """Refuse to switch between exact and per-backward mode while the layer's ``.grad`` holds an accumulation:
+    the two modes define that gradient differently, so the mixture would be neither."""
+    installed = _installed(module)
+    if installed is None or installed.exact == exact:
+        return
+    grad = accumulated_gradient(module)
+    if grad is not None and bool(grad.ne(0).any()):  # patch() is not on the hot path: one sync is fine here
+        raise TrActStateError(
+            f"layer {name!r}: switching TrAct from {'exact' if installed.exact else 'per-backward'} to "
+            f"{'exact' if exact else 'per-backward'} mode while its .grad holds an accumulated gradient; call "
+            "optimizer.zero_grad() (or model.zero_grad()) first, i.e. switch between optimizer steps"
+        )
 
 
 def _record(name: str, installed: TrActForward) -> PatchedLayer:
@@ -212,13 +258,15 @@ def patched_layers(model: nn.Module) -> tuple[PatchedLayer, ...]:
         >>> [(layer.name, layer.lam) for layer in tract_hub.patched_layers(model)]
         [('0', 0.1)]
     """
+    check_model(model)
     return tuple(_record(name, installed) for name, installed in iter_patched(model))
 
 
 def unpatch(model: nn.Module) -> nn.Module:
     """Remove TrAct from every patched layer of ``model``, in place, and return the model.
 
-    The layers behave exactly as before patching (a weight the patch unfroze is frozen again).
+    The layers behave exactly as before patching (a weight the patch unfroze is frozen again). A ``.grad``
+    accumulated under TrAct keeps its value (it already is TrAct's gradient); later backwards add plain gradients.
 
     Example:
         >>> import torch, tract_hub
@@ -226,11 +274,13 @@ def unpatch(model: nn.Module) -> nn.Module:
         >>> tract_hub.is_patched(tract_hub.unpatch(model))
         False
     """
+    check_model(model)
     found = False
     for _, installed in list(iter_patched(model)):
         module = installed.module
         del module.__dict__["forward"]
-        PENDING_LAYERS.discard(installed)
+        module.__dict__.pop("__prepare_scriptable__", None)
+        installed.reset()
         if installed.previous_forward is not None:
             module.forward = installed.previous_forward
         if installed.unfrozen:
@@ -249,23 +299,5 @@ def is_patched(model: nn.Module) -> bool:
         >>> tract_hub.is_patched(torch.nn.Linear(4, 2))
         False
     """
+    check_model(model)
     return any(True for _ in iter_patched(model))
-
-
-def finalize(model: nn.Module, process_group: Any = None) -> int:
-    """Exact mode: apply TrAct, once, to the gradients accumulated since the last call. In place.
-
-    Call it after the last backward of an optimizer step and before gradient clipping, ``GradScaler.unscale_``
-    and ``optimizer.step()``. Under ``torch.distributed`` every rank must call it (it all-reduces the
-    covariance: ``n x n + 1`` numbers per layer). Layers in per-backward mode are left alone. Returns the
-    bytes all-reduced (0 on one process).
-
-    Example:
-        >>> import torch, tract_hub
-        >>> model = tract_hub.patch(torch.nn.Sequential(torch.nn.Linear(4, 2)), target="0", exact=True)
-        >>> for _ in range(2):  # two micro-batches
-        ...     model(torch.randn(8, 4)).sum().backward()
-        >>> tract_hub.finalize(model)
-        0
-    """
-    return exact_mode.finalize([installed for _, installed in iter_patched(model)], process_group)

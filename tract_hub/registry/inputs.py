@@ -19,8 +19,7 @@ from typing import Any
 
 from torch import nn
 
-#: The module types TrAct patches (and whose shapes tell the input's layout).
-LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+from ..core.layer_ops import SUPPORTED_LAYER_TYPES
 
 _SIZE_ATTRIBUTES = ("img_size", "image_size", "input_size")
 _FRAME_ATTRIBUTES = ("num_frames", "frames", "temporal_size")
@@ -55,7 +54,7 @@ def _as_size(value: Any) -> tuple[int, ...] | None:
 
 
 def _first_layer(model: nn.Module) -> nn.Module | None:
-    return next((module for module in model.modules() if isinstance(module, LAYER_TYPES)), None)
+    return next((module for module in model.modules() if isinstance(module, SUPPORTED_LAYER_TYPES)), None)
 
 
 def _declared(model: nn.Module, attributes: tuple[str, ...], limit: int = 3) -> Iterator[Any]:

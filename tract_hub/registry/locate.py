@@ -21,9 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core.layer_ops import SUPPORTED_LAYER_TYPES
 from ..errors import FirstLayerNotFoundError, InvalidArgumentError
 from . import builtin  # noqa: F401  (registers the built-in rules)
-from .inputs import LAYER_TYPES, candidate_shapes
+from .inputs import candidate_shapes
 from .isolation import make_inputs
 from .rules import Rule, list_rules
 from .trace import TraceFailed, TraceResult, trace_first_layers
@@ -112,7 +113,7 @@ def _first_conv_names(model: nn.Module) -> list[str] | None:
 
 
 def _layer_modules(model: nn.Module, limit: int = 5) -> str:
-    names = [name for name, module in model.named_modules() if isinstance(module, LAYER_TYPES)]
+    names = [name for name, module in model.named_modules() if isinstance(module, SUPPORTED_LAYER_TYPES)]
     shown = ", ".join(repr(name) for name in names[:limit])
     more = f" and {len(names) - limit} more" if len(names) > limit else ""
     return f"its Linear/convolution layers are {shown}{more}" if names else "it has no Linear/convolution layer"
@@ -271,7 +272,7 @@ def _from_first_conv(model: nn.Module, tried: list[str]) -> tuple[list[str] | No
         tried.append("timm first_conv: none" if hasattr(model, "pretrained_cfg") else "timm first_conv: no config")
         return None, ""
     modules = dict(model.named_modules())
-    bad = [name for name in names if not isinstance(modules.get(name), LAYER_TYPES)]
+    bad = [name for name in names if not isinstance(modules.get(name), SUPPORTED_LAYER_TYPES)]
     if bad:
         tried.append(f"timm first_conv {names}: {', '.join(bad)} is not a Linear/convolution of the model")
         return None, ""

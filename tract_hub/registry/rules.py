@@ -37,8 +37,8 @@ from typing import Any
 
 from torch import nn
 
+from ..core.layer_ops import SUPPORTED_LAYER_TYPES
 from ..errors import RuleError
-from .inputs import LAYER_TYPES
 
 #: Version of the dictionary form of a rule (:meth:`Rule.to_dict`).
 RULE_FORMAT_VERSION = 1
@@ -138,7 +138,7 @@ class Rule:
     def resolve(self, model: nn.Module) -> list[str] | None:
         """The Linear/convolution modules ``layers`` names in ``model`` (in the model's order), or ``None`` when
         an entry names none."""
-        candidates = [name for name, module in model.named_modules() if isinstance(module, LAYER_TYPES)]
+        candidates = [name for name, module in model.named_modules() if isinstance(module, SUPPORTED_LAYER_TYPES)]
         found: dict[str, None] = {}
         for pattern in self.layers:
             hits = [name for name in candidates if fnmatch.fnmatchcase(name, pattern)]

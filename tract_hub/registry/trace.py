@@ -34,7 +34,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-from ..patching.interception import LAYER_OPS, LayerCall
+from ..core.layer_ops import LAYER_OPS, LayerCall
 from .isolation import eval_mode, input_copy, model_dtype, module_stack, preserved_attributes, state_copies
 from .meta_ops import meta_result
 

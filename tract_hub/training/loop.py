@@ -1,8 +1,8 @@
 """The trainer: one recipe, one process or ``torchrun`` ranks, into one run directory.
 
 Per optimizer step: the per-rank batch is split into ``train.accum_steps`` micro-batches (DDP synchronizes
-gradients on the last one only); after the last backward, exact-mode TrAct is finalized (``tract_hub.finalize``),
-then the GradScaler unscales, gradients are clipped and the optimizer(s) step. TrAct runs in exact mode whenever
+gradients on the last one only); after the last backward the first layer's ``.grad`` already holds exact TrAct's
+gradient of the whole step; then the GradScaler unscales, gradients are clipped and the optimizer(s) step. TrAct runs in exact mode whenever
 the update would otherwise depend on how the batch is split (``accum_steps > 1`` or more than one rank), and in
 the paper's per-backward mode otherwise (the same update there); ``environment.json`` and every metrics row
 record which.
@@ -38,8 +38,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
-
-import tract_hub
 
 from ..errors import DataError, InvalidArgumentError, RecipeError, TrActStateError
 from . import checkpoint
@@ -283,8 +281,6 @@ class Trainer:
                     loss = self._loss(micro_inputs, micro_targets)
                 self.scaler.scale(loss * (len(part) / size)).backward()
             total += float(loss.detach()) * len(part)
-        if self.exact:
-            tract_hub.finalize(self.model)
         for optimizer in self.optimizers:
             self.scaler.unscale_(optimizer)
         if self.config.grad_clip is not None:

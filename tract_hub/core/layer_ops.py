@@ -1,4 +1,4 @@
-"""Find the one Linear/convolution operation inside a layer's forward, whatever the layer does around it.
+"""The Linear/convolution operations TrAct acts on, and how to find the one inside a layer's forward.
 
 A layer's own ``forward`` may pad (``padding_mode``, timm's Same convolutions), standardize its weight
 (timm's StdConv2d and ScaledStdConv2d) or reshape its input before calling ``F.conv2d`` / ``F.linear``. Running
@@ -25,9 +25,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..engine.geometry import LayerGeometry
+
+#: The module types TrAct can be installed on (and their subclasses, e.g. timm's StdConv2d or Conv2dSame).
+SUPPORTED_LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 #: The functions whose weight TrAct acts on, and their parameter names in order.
 LAYER_OPS: dict[Callable[..., Any], tuple[str, ...]] = {
@@ -65,12 +69,14 @@ class LayerCall:
     def weight(self) -> torch.Tensor:
         return self.arguments["weight"]
 
-    def geometry(self) -> LayerGeometry:
+    def geometry(self, like: torch.Tensor | None = None) -> LayerGeometry:
+        """The call's geometry; ``like``: a tensor of the weight's shape to read it from (default: the weight)."""
+        weight = self.weight if like is None else like
         if self.is_linear:
-            return LayerGeometry.for_linear(self.weight)
+            return LayerGeometry.for_linear(weight)
         get = self.arguments.get
         return LayerGeometry.for_conv(
-            self.weight,
+            weight,
             stride=get("stride", _DEFAULTS["stride"]),
             padding=get("padding", _DEFAULTS["padding"]),
             dilation=get("dilation", _DEFAULTS["dilation"]),

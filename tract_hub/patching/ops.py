@@ -1,0 +1,70 @@
+"""TrAct as two PyTorch custom operators, so that ``torch.compile`` (also with ``fullgraph=True``), ``torch.fx``
+and eager mode all run the same code.
+
+* ``tract_hub::route_weight(weight, x, layer, geometry)`` passes the weight a layer's Linear/convolution call uses
+  (a copy: operators may not return their input) and records what the layer's backward needs;
+* its backward, ``tract_hub::weight_gradient(grad, x, layer, geometry)``, turns the ordinary weight gradient into
+  TrAct's (:meth:`~tract_hub.patching.gradient.GradientState.weight_gradient`).
+
+Both are opaque to the compiler (their shapes are those of the weight) and run their Python at run time, looking the
+layer up by its integer handle. They are tagged ``cudagraph_unsafe``: CUDA graphs would replay their kernels without
+their bookkeeping, so Inductor keeps them out of captured graphs.
+
+Example:
+    >>> import torch, tract_hub
+    >>> model = tract_hub.patch(torch.nn.Sequential(torch.nn.Linear(4, 2)), target="0")
+    >>> graph = torch.fx.symbolic_trace(model)
+    >>> "tract_hub.route_weight" in graph.code
+    True
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..core.handles import LayerHandles
+from ..engine.geometry import LayerGeometry
+from .distributed import ddp_forward
+
+#: Every installed layer (``TrActForward``) by handle.
+LAYERS: LayerHandles = LayerHandles()
+
+_TAGS = (torch.Tag.cudagraph_unsafe,) if hasattr(torch.Tag, "cudagraph_unsafe") else ()
+
+
+@torch.library.custom_op("tract_hub::route_weight", mutates_args=(), tags=_TAGS)
+def route_weight(weight: torch.Tensor, x: torch.Tensor, layer: int, geometry: list[int]) -> torch.Tensor:
+    """The weight, unchanged (copied); its backward applies TrAct. Notes DDP's gradient synchronization."""
+    LAYERS.get(layer).state.ddp = ddp_forward()
+    return weight.clone()
+
+
+@route_weight.register_fake
+def _route_weight_fake(weight: torch.Tensor, x: torch.Tensor, layer: int, geometry: list[int]) -> torch.Tensor:
+    return torch.empty_like(weight)
+
+
+@torch.library.custom_op("tract_hub::weight_gradient", mutates_args=(), tags=_TAGS)
+def weight_gradient(grad: torch.Tensor, x: torch.Tensor, layer: int, geometry: list[int]) -> torch.Tensor:
+    """TrAct's gradient for the weight that the layer's call used, given the ordinary one."""
+    installed = LAYERS.get(layer)
+    return installed.state.weight_gradient(installed, grad, x, LayerGeometry.from_ints(geometry))
+
+
+@weight_gradient.register_fake
+def _weight_gradient_fake(grad: torch.Tensor, x: torch.Tensor, layer: int, geometry: list[int]) -> torch.Tensor:
+    return torch.empty_like(grad)
+
+
+def _setup_context(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def]
+    _, x, layer, geometry = inputs
+    ctx.save_for_backward(x)
+    ctx.layer, ctx.geometry = layer, geometry
+
+
+def _backward(ctx, grad):  # type: ignore[no-untyped-def]
+    (x,) = ctx.saved_tensors
+    return weight_gradient(grad, x, ctx.layer, ctx.geometry), None, None, None
+
+
+route_weight.register_autograd(_backward, setup_context=_setup_context)
