@@ -2,10 +2,10 @@
 
 Per optimizer step: the per-rank batch is split into ``train.accum_steps`` micro-batches (DDP synchronizes
 gradients on the last one only); after the last backward the first layer's ``.grad`` already holds exact TrAct's
-gradient of the whole step; then the GradScaler unscales, gradients are clipped and the optimizer(s) step. TrAct runs in exact mode whenever
-the update would otherwise depend on how the batch is split (``accum_steps > 1`` or more than one rank), and in
-the paper's per-backward mode otherwise (the same update there); ``environment.json`` and every metrics row
-record which.
+gradient of the whole step; then the GradScaler unscales, gradients are clipped and the optimizer(s) step. TrAct
+runs in exact mode whenever the update would otherwise depend on how the batch is split (``accum_steps > 1`` or
+more than one rank), and in the paper's per-backward mode otherwise (the same update there);
+``environment.json`` and every metrics row record which.
 
 Reproducibility: the data order comes from a sampler seeded by ``(train.seed, epoch)``, and the RNGs that drive
 augmentation are re-seeded from ``(train.seed, epoch, rank)`` at the start of each epoch, so a run resumed from
