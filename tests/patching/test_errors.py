@@ -75,3 +75,39 @@ def test_target_type_errors(target: object) -> None:
     else:
         with pytest.raises(InvalidArgumentError, match="target="):
             tract_hub.patch(model, target=target)
+
+
+@pytest.mark.parametrize(
+    "call, named",
+    [
+        (lambda: tract_hub.patch(nn.Sequential(nn.Linear(2, 2)), target=0), "target="),
+        (lambda: tract_hub.patch(nn.Sequential(nn.Linear(2, 2)), target=("0", 1)), "target="),
+        (lambda: tract_hub.unpatch("model"), "model='model'"),
+        (lambda: tract_hub.is_patched(None), "model=None"),
+        (lambda: tract_hub.patched_layers(42), "model=42"),
+        (lambda: tract_hub.patch("model", target="0"), "model='model'"),
+        (lambda: tract_hub.patch(nn.Sequential(nn.Linear(2, 2)), target="0", optimizer="sgd"), "optimizer='sgd'"),
+        (lambda: tract_hub.patch(nn.Sequential(nn.Linear(2, 2)), target="0", exact="yes"), "exact='yes'"),
+    ],
+)
+def test_arguments_of_the_wrong_type_get_the_projects_error(call, named: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=named) as info:
+        call()
+    assert isinstance(info.value, TrActError)
+
+
+def test_numpy_and_other_real_lambdas_are_accepted() -> None:
+    import numpy as np
+
+    for lam in (np.float32(0.1), np.float64(0.1), 1, np.int64(2)):
+        model = tract_hub.patch(nn.Sequential(nn.Linear(2, 2)), lam, target="0")
+        assert tract_hub.patched_layers(model)[0].lam == pytest.approx(float(lam))
+
+
+def test_a_lambda_too_small_to_honour_warns_once(caplog: pytest.LogCaptureFixture, monkeypatch) -> None:
+    from tract_hub.patching import api
+
+    monkeypatch.setattr(api, "_warned_small_lam", False)
+    for _ in range(2):
+        tract_hub.patch(nn.Sequential(nn.Linear(2, 2)), 1e-12, target="0")
+    assert caplog.text.count("lam=1e-12 is below") == 1

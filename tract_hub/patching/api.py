@@ -18,7 +18,7 @@ from torch import nn
 from ..core.layer_ops import SUPPORTED_LAYER_TYPES, LayerCall, LayerOpMode
 from ..errors import InvalidArgumentError, TargetNotFoundError, TrActStateError, UnsupportedLayerError
 from .distributed import accumulated_gradient
-from .layer import ScriptPlainLayer, TrActForward, probe_input
+from .layer import RefuseScripting, ScriptPlainModel, TrActForward, probe_input
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def patch_layers(
                 previous_forward=module.__dict__.get("forward"),
             )
             module.forward = installed  # instance attributes: class, parameters and state_dict are untouched
-            module.__prepare_scriptable__ = ScriptPlainLayer(module)
+            module.__prepare_scriptable__ = RefuseScripting(module)
         elif (installed.lam, installed.exact) != (lam, exact):
             logger.info(
                 "TrAct: %s already patched; lam %s -> %s, exact %s -> %s",
@@ -211,6 +211,10 @@ def patch_layers(
                 name,
             )
         report.append(_record(name, installed))
+    if "__prepare_scriptable__" not in model.__dict__ or isinstance(
+        model.__dict__["__prepare_scriptable__"], RefuseScripting
+    ):
+        model.__dict__["__prepare_scriptable__"] = ScriptPlainModel(model)
     return report
 
 
@@ -286,6 +290,8 @@ def unpatch(model: nn.Module) -> nn.Module:
         if installed.unfrozen:
             module.weight.requires_grad_(False)
         found = True
+    if isinstance(model.__dict__.get("__prepare_scriptable__"), ScriptPlainModel):
+        del model.__dict__["__prepare_scriptable__"]
     if not found:
         logger.warning("tract_hub.unpatch: %s has no TrAct layer; nothing changed", type(model).__name__)
     return model

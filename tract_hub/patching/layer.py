@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,7 +90,8 @@ class TrActForward:
         return type(self.module).forward.__get__(self.module)
 
     def _route(self, call: LayerCall) -> Any:
-        geometry = call.geometry(like=self.module.weight)  # real shapes, also while torch.fx traces
+        # the registered parameter itself: real shapes also while torch.fx traces (it proxies module attributes)
+        geometry = call.geometry(like=self.module._parameters["weight"])
         routed = ops.route_weight(call.weight, call.input, self.handle, geometry.as_ints())
         return call.run(weight=routed)
 
@@ -98,23 +100,65 @@ class TrActForward:
         self.state.reset()
 
 
-class ScriptPlainLayer:
-    """``module.__prepare_scriptable__`` of a patched layer: ``torch.jit.script`` compiles the plain layer (the
-    same parameters, without TrAct, which only changes training gradients) and says so."""
+class ScriptPlainModel:
+    """``model.__prepare_scriptable__`` of a model passed to :func:`tract_hub.patch`: ``torch.jit.script(model)``
+    compiles a copy of the module tree without TrAct (sharing the parameters; TrAct only changes training
+    gradients and TorchScript cannot run it), and says so. The model itself keeps TrAct: TorchScript replaces
+    submodules with their prepared versions in place, so they are prepared in the copy."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def __call__(self) -> nn.Module:
+        if not _scripted_as_root():
+            RefuseScripting(self.model)()
+        logger.warning(
+            "torch.jit.script(%s): TrAct is not part of the scripted model (it only changes training gradients "
+            "and TorchScript cannot run it); the scripted model computes the same outputs and shares the weights",
+            type(self.model).__name__,
+        )
+        plain = _plain_tree(self.model)
+        prepare = getattr(type(plain), "__prepare_scriptable__", None)
+        return prepare(plain) if prepare is not None else plain
+
+
+class RefuseScripting:
+    """``module.__prepare_scriptable__`` of a patched layer scripted on its own or inside a model other than the
+    one passed to :func:`tract_hub.patch`: a clear refusal instead of TorchScript's own failure."""
 
     def __init__(self, module: nn.Module) -> None:
         self.module = module
 
     def __call__(self) -> nn.Module:
-        plain = copy.copy(self.module)
-        for name in ("forward", "__prepare_scriptable__"):
-            plain.__dict__.pop(name, None)
-        logger.warning(
-            "torch.jit.script: TrAct is not part of the scripted %s (TorchScript cannot run it); the scripted "
-            "layer computes the same outputs and trains with plain gradients",
-            type(self.module).__name__,
+        raise UnsupportedLayerError(
+            f"torch.jit.script cannot compile the TrAct-patched {type(self.module).__name__} (TrAct runs Python in "
+            "the backward). Script the model passed to tract_hub.patch (it scripts without TrAct), or an unpatched "
+            "copy: torch.jit.script(tract_hub.unpatch(copy.deepcopy(model)))"
         )
-        return plain
+
+
+def _scripted_as_root() -> bool:
+    """Whether TorchScript is preparing the model it was asked to script (not a child of it): a child's prepared
+    copy would replace the child inside the caller's own model."""
+    frame, depth = sys._getframe(), 0
+    while frame is not None:
+        depth += frame.f_code.co_name == "call_prepare_scriptable_func_impl"
+        frame = frame.f_back
+    return depth <= 1
+
+
+def _plain_tree(module: nn.Module) -> nn.Module:
+    """A copy of the module tree (new objects, shared parameters and buffers) without any TrAct attribute."""
+    clone = copy.copy(module)
+    clone.__dict__.pop("__prepare_scriptable__", None)
+    if isinstance(clone.__dict__.get("forward"), TrActForward):
+        previous = clone.__dict__.pop("forward").previous_forward
+        if previous is not None:
+            clone.forward = previous
+    clone._modules = {
+        name: _plain_tree(child) if child is not None else None for name, child in module._modules.items()
+    }
+    return clone
 
 
 def probe_input(module: nn.Module) -> torch.Tensor:
@@ -129,4 +173,4 @@ def probe_input(module: nn.Module) -> torch.Tensor:
     return torch.zeros(1, module.in_channels, *size, dtype=weight.dtype, device=weight.device)
 
 
-__all__ = ["ScriptPlainLayer", "TrActForward", "probe_input"]
+__all__ = ["RefuseScripting", "ScriptPlainModel", "TrActForward", "probe_input"]

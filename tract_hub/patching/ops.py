@@ -7,8 +7,9 @@ and eager mode all run the same code.
   TrAct's (:meth:`~tract_hub.patching.gradient.GradientState.weight_gradient`).
 
 Both are opaque to the compiler (their shapes are those of the weight) and run their Python at run time, looking the
-layer up by its integer handle. They are tagged ``cudagraph_unsafe``: CUDA graphs would replay their kernels without
-their bookkeeping, so Inductor keeps them out of captured graphs.
+layer up by its integer handle; on the meta device too, where they prove themselves free of host-device syncs.
+They are tagged ``cudagraph_unsafe``: CUDA graphs would replay their kernels without their bookkeeping, so
+Inductor keeps them out of captured graphs.
 
 Example:
     >>> import torch, tract_hub
@@ -32,11 +33,20 @@ LAYERS: LayerHandles = LayerHandles()
 _TAGS = (torch.Tag.cudagraph_unsafe,) if hasattr(torch.Tag, "cudagraph_unsafe") else ()
 
 
+def _route_weight(weight: torch.Tensor, x: torch.Tensor, layer: int, geometry: list[int]) -> torch.Tensor:
+    LAYERS.get(layer).state.ddp = ddp_forward()
+    return weight.clone()
+
+
+def _weight_gradient(grad: torch.Tensor, x: torch.Tensor, layer: int, geometry: list[int]) -> torch.Tensor:
+    installed = LAYERS.get(layer)
+    return installed.state.weight_gradient(installed, grad, x, LayerGeometry.from_ints(geometry))
+
+
 @torch.library.custom_op("tract_hub::route_weight", mutates_args=(), tags=_TAGS)
 def route_weight(weight: torch.Tensor, x: torch.Tensor, layer: int, geometry: list[int]) -> torch.Tensor:
     """The weight, unchanged (copied); its backward applies TrAct. Notes DDP's gradient synchronization."""
-    LAYERS.get(layer).state.ddp = ddp_forward()
-    return weight.clone()
+    return _route_weight(weight, x, layer, geometry)
 
 
 @route_weight.register_fake
@@ -47,8 +57,7 @@ def _route_weight_fake(weight: torch.Tensor, x: torch.Tensor, layer: int, geomet
 @torch.library.custom_op("tract_hub::weight_gradient", mutates_args=(), tags=_TAGS)
 def weight_gradient(grad: torch.Tensor, x: torch.Tensor, layer: int, geometry: list[int]) -> torch.Tensor:
     """TrAct's gradient for the weight that the layer's call used, given the ordinary one."""
-    installed = LAYERS.get(layer)
-    return installed.state.weight_gradient(installed, grad, x, LayerGeometry.from_ints(geometry))
+    return _weight_gradient(grad, x, layer, geometry)
 
 
 @weight_gradient.register_fake
@@ -68,3 +77,7 @@ def _backward(ctx, grad):  # type: ignore[no-untyped-def]
 
 
 route_weight.register_autograd(_backward, setup_context=_setup_context)
+# Meta tensors (not the compiler's fake ones) run the real code: nothing in it may read a tensor on the host, and
+# on the meta device any attempt raises, which is how the tests prove the backward free of host-device syncs.
+route_weight.register_kernel("meta")(_route_weight)
+weight_gradient.register_kernel("meta")(_weight_gradient)

@@ -1,0 +1,109 @@
+"""Patched models under torch.fx, TorchScript and the meta device."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import pytest
+import torch
+from torch import nn
+
+import tract_hub
+from tests.reference import relative_error
+from tract_hub.errors import UnsupportedLayerError
+
+
+def std_conv_net(kind: str) -> nn.Module:
+    import timm.layers
+
+    torch.manual_seed(0)
+    first = getattr(timm.layers, kind)(3, 8, 3, stride=2, padding=1)
+    return nn.Sequential(first, nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 4)).double()
+
+
+@pytest.mark.parametrize("kind", ["StdConv2d", "ScaledStdConv2d"])
+def test_fx_symbolic_trace_keeps_tract(kind: str) -> None:
+    """torch.fx traces through these layers' forward (they are not torch.nn leaf modules): the graph calls
+    TrAct's operator, so the traced module trains exactly like the patched one."""
+    patched = tract_hub.patch(std_conv_net(kind), target="0")
+    graph = torch.fx.symbolic_trace(copy.deepcopy(patched))
+    assert "tract_hub.route_weight" in graph.code
+    x = torch.randn(4, 3, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for module in (patched, graph):
+        module(x).square().sum().backward()
+    traced = dict(graph.named_parameters())
+    for name, param in patched.named_parameters():
+        assert relative_error(traced[name].grad, param.grad) < 1e-12, name
+
+
+def test_timm_fx_feature_extraction_backward() -> None:
+    """What timm's test_model_backward_fx does, on a patched NF-ResNet (ScaledStdConv2d stem)."""
+    import timm
+    from timm.layers import get_notrace_functions, get_notrace_modules
+    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+
+    model = tract_hub.patch(timm.create_model("nf_resnet26", num_classes=4)).train()
+    kwargs = dict(leaf_modules=get_notrace_modules(), autowrap_functions=get_notrace_functions())
+    train_nodes, eval_nodes = get_graph_node_names(model, tracer_kwargs=kwargs)
+    graph = create_feature_extractor(
+        model, train_return_nodes=train_nodes[-1:], eval_return_nodes=eval_nodes[-1:], tracer_kwargs=kwargs
+    )
+    (out,) = graph(torch.randn(2, 3, 32, 32)).values()
+    out.mean().backward()
+    assert "tract_hub.route_weight" in graph.code
+    assert all(p.grad is not None for p in graph.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("target", ["0", ""], ids=["model", "bare-layer"])
+def test_torchscript_compiles_the_plain_model_and_says_so(target: str, caplog: pytest.LogCaptureFixture) -> None:
+    layer = nn.Conv2d(3, 4, 3)
+    model = tract_hub.patch(nn.Sequential(layer, nn.ReLU()) if target else layer, target=target).eval()
+    with caplog.at_level(logging.WARNING):
+        scripted = torch.jit.script(model)
+    assert "TrAct is not part of the scripted" in caplog.text
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(scripted(x), model(x))
+    assert tract_hub.is_patched(model) and layer.__dict__["forward"].module is layer  # the model keeps TrAct
+    assert scripted.state_dict().keys() == model.state_dict().keys()
+
+
+def test_scripting_a_parent_of_the_patched_model_is_refused_clearly() -> None:
+    backbone = tract_hub.patch(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()), target="0")
+    with pytest.raises(UnsupportedLayerError, match="unpatch"):
+        torch.jit.script(nn.Sequential(backbone, nn.Flatten()))
+    assert tract_hub.is_patched(backbone)
+
+
+def small_net(device: str) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 36, 4)).to(device)
+
+
+def accumulate_and_clear(model: nn.Module, device: str) -> None:
+    """Two steps of two micro-batches each, cleared in place between them: every path of the exact backward
+    (a new accumulation, a continued one, a cleared-in-place one decided on the device)."""
+    for _ in range(2):
+        for _ in range(2):
+            model(torch.randn(4, 3, 8, 8, device=device)).sum().backward()
+        model.zero_grad(set_to_none=False)
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_meta_device_backward_makes_no_host_sync(exact: bool) -> None:
+    """On the meta device TrAct's real backward runs (its operators have meta kernels), and any .item(), bool()
+    or .tolist() of a tensor raises there: the backward takes every data-dependent decision on the device."""
+    model = tract_hub.patch(small_net("meta"), target="0", exact=exact)
+    accumulate_and_clear(model, "meta")
+    assert model[0].weight.grad.shape == model[0].weight.shape
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_backward_makes_no_host_sync() -> None:
+    model = tract_hub.patch(small_net("cuda"), target="0")
+    accumulate_and_clear(model, "cuda")  # warm-up: lazy initializations may sync once
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        accumulate_and_clear(model, "cuda")
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
