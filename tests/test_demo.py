@@ -46,3 +46,15 @@ def test_table_counts_the_seeds_tract_won() -> None:
 def test_demo_cli_refuses_bad_arguments(arguments, message, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", *arguments]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_docstring_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import doctest
+    import tempfile
+
+    import tract_hub.demo
+
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    result = doctest.testmod(tract_hub.demo, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
