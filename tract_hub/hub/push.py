@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -152,6 +153,24 @@ def _upload(
     return commit, keep_card
 
 
+def _commit(api: Any, planned: PushResult) -> PushResult:
+    """Upload ``planned``; what was uploaded, and the commit's URL."""
+    from huggingface_hub import errors as hf
+
+    try:
+        commit, kept_card = _upload(
+            api, planned.repo_id, planned.folder, private=planned.private, revision=planned.revision,
+            message=planned.commit_message,
+        )  # fmt: skip
+    except (OSError, hf.HfHubHTTPError, hf.HfHubHTTPError.__mro__[1]) as error:
+        raise _push_error(error, planned.repo_id) from error
+    commit_url = getattr(commit, "commit_url", None) or (str(commit) if commit is not None else None)
+    files = tuple(entry for entry in planned.files if not (kept_card and entry[0] == CARD_NAME))
+    result = dataclasses.replace(planned, files=files, dry_run=False, commit_url=commit_url, kept_card=kept_card)
+    logger.info("pushed %d file(s) to %s: %s", len(files), planned.repo_id, commit_url)
+    return result
+
+
 def _push_error(error: Exception, repo_id: str) -> HubError:
     from huggingface_hub import errors as hf
 
@@ -208,21 +227,11 @@ def push_to_hub(
     try:
         default_message = _write_folder(model_or_run_dir, target, repo_id, baseline, save_kwargs)
         message = commit_message or default_message
-        result = PushResult(repo_id, target, _listing(target), message, revision, private, dry_run)
+        planned = PushResult(repo_id, target, _listing(target), message, revision, private, dry_run)
         if dry_run:
-            logger.debug("%s", result.describe())
-            return result
-        from huggingface_hub import errors as hf
-
-        try:
-            commit, kept_card = _upload(client, repo_id, target, private=private, revision=revision, message=message)
-        except (OSError, hf.HfHubHTTPError, hf.HfHubHTTPError.__mro__[1]) as error:
-            raise _push_error(error, repo_id) from error
-        commit_url = getattr(commit, "commit_url", None) or (str(commit) if commit is not None else None)
-        files = tuple(entry for entry in result.files if not (kept_card and entry[0] == CARD_NAME))
-        result = PushResult(repo_id, target, files, message, revision, private, False, commit_url, kept_card)
-        logger.info("pushed %d file(s) to %s: %s", len(result.files), repo_id, commit_url)
-        return result
+            logger.debug("%s", planned.describe())
+            return planned
+        return _commit(client, planned)
     finally:
         if temporary and not dry_run:
             shutil.rmtree(target.parent, ignore_errors=True)

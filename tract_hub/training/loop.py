@@ -382,34 +382,37 @@ class Trainer:
         elif resume:
             logger.warning("--resume: %s has no checkpoint yet; starting from the beginning", run_dir.path)
         if self.context.is_main:
-            if start == 0 and run_dir.metrics_path.exists():
-                run_dir.metrics_path.unlink()
-            elif start:
-                run_dir.truncate_metrics(start)
-            run_dir.write_recipe(text)
-            extra = {
-                "channels_last": self.config.channels_last,
-                "compile": self.config.compile,
-                "accum_steps": self.config.accum_steps,
-                "micro_batch_per_rank": self.rank_batch // self.config.accum_steps,
-                "resumed_after_epoch": start or None,
-            }
-            run_dir.write_environment(
-                environment_record(
-                    device=self.device,
-                    world_size=self.context.world_size,
-                    precision=self.config.precision,
-                    exact=self.exact,
-                    exact_reason=self.exact_reason,
-                    extra=extra,
-                )
-            )
+            self._write_start(start, text)
         barrier(self.context)
         return start
 
+    def _write_start(self, start: int, recipe_text: str) -> None:
+        """Before the first epoch (rank 0): metrics rows of the epochs to train dropped, recipe and environment."""
+        run_dir = self.run_dir
+        if start == 0 and run_dir.metrics_path.exists():
+            run_dir.metrics_path.unlink()
+        elif start:
+            run_dir.truncate_metrics(start)
+        run_dir.write_recipe(recipe_text)
+        extra = {
+            "channels_last": self.config.channels_last,
+            "compile": self.config.compile,
+            "accum_steps": self.config.accum_steps,
+            "micro_batch_per_rank": self.rank_batch // self.config.accum_steps,
+            "resumed_after_epoch": start or None,
+        }
+        environment = environment_record(
+            device=self.device,
+            world_size=self.context.world_size,
+            precision=self.config.precision,
+            exact=self.exact,
+            exact_reason=self.exact_reason,
+            extra=extra,
+        )
+        run_dir.write_environment(environment)
+
     def run(self, resume: bool = False) -> TrainResult:
         start = self._prepare_directory(resume)
-        metric = self.task.main_metric
         logger.info(
             "training %s (%s) for %d epochs: %d steps/epoch, batch %d = %d rank(s) x %d micro-batch(es) x %d",
             self.recipe.name,
@@ -422,44 +425,54 @@ class Trainer:
             self.rank_batch // self.config.accum_steps,
         )
         for epoch in range(start, self.config.epochs):
-            row: dict[str, Any] = {"epoch": epoch + 1, **self._train_epoch(epoch), "lr": self.last_lr}
-            last_epoch = epoch + 1 == self.config.epochs
-            evaluated = (epoch + 1) % self.config.eval_every == 0 or last_epoch
-            scores = self.evaluate() if evaluated else {}
-            row.update({key: scores.get(key) for key in self.task.eval_keys})
-            row["tract"] = {"lam": self.recipe.lam, "exact": self.exact}
-            improved = evaluated and (not self.best or scores[metric] > self.best[metric])
-            if improved:
-                self.best = {"epoch": epoch + 1, **{k: v for k, v in scores.items() if v is not None}}
-            if self.context.is_main:
-                self._write_epoch(epoch + 1, row, improved)
-            barrier(self.context)
-            if not math.isfinite(row["train_loss"]):
-                self.diverged_at = epoch + 1
-                logger.error(
-                    "training diverged: train_loss=%s in epoch %d; stopping (no checkpoint of this epoch). Lower "
-                    "optimizer.lr or set train.grad_clip",
-                    row["train_loss"],
-                    epoch + 1,
-                )
+            if not self._epoch(epoch):
                 break
-            logger.info(
-                "epoch %d/%d  train_loss %.4f  %s  %.1fs",
-                epoch + 1,
-                self.config.epochs,
+        return self._finish()
+
+    def _epoch(self, epoch: int) -> bool:
+        """Train, evaluate and record one epoch; False when training diverged (a non-finite loss)."""
+        metric = self.task.main_metric
+        row: dict[str, Any] = {"epoch": epoch + 1, **self._train_epoch(epoch), "lr": self.last_lr}
+        evaluated = (epoch + 1) % self.config.eval_every == 0 or epoch + 1 == self.config.epochs
+        scores = self.evaluate() if evaluated else {}
+        row.update({key: scores.get(key) for key in self.task.eval_keys})
+        row["tract"] = {"lam": self.recipe.lam, "exact": self.exact}
+        improved = evaluated and (not self.best or scores[metric] > self.best[metric])
+        if improved:
+            self.best = {"epoch": epoch + 1, **{k: v for k, v in scores.items() if v is not None}}
+        if self.context.is_main:
+            self._write_epoch(epoch + 1, row, improved)
+        barrier(self.context)
+        if not math.isfinite(row["train_loss"]):
+            self.diverged_at = epoch + 1
+            logger.error(
+                "training diverged: train_loss=%s in epoch %d; stopping (no checkpoint of this epoch). Lower "
+                "optimizer.lr or set train.grad_clip",
                 row["train_loss"],
-                f"{metric} {row[metric]:.4f}" if row.get(metric) is not None else "(not evaluated)",
-                row["epoch_time_s"],
+                epoch + 1,
             )
+            return False
+        shown = f"{metric} {row[metric]:.4f}" if row.get(metric) is not None else "(not evaluated)"
+        logger.info(
+            "epoch %d/%d  train_loss %.4f  %s  %.1fs",
+            epoch + 1,
+            self.config.epochs,
+            row["train_loss"],
+            shown,
+            row["epoch_time_s"],
+        )
+        return True
+
+    def _finish(self) -> TrainResult:
+        """The summary and the curves of the run (rank 0 writes them)."""
         rows = self.run_dir.read_metrics() if self.context.is_main else []
         done = self.config.epochs if self.diverged_at is None else self.diverged_at - 1
         summary = self.summary(done, rows)
         if self.context.is_main:
             self.run_dir.write_summary(summary)
+            title = f"{self.recipe.name} ({self.recipe.variant})"
             curve = Curve(self.recipe.variant, self.recipe.lam is not None, rows)
-            plot_curves(
-                [curve], self.run_dir.curves_path, self.task, title=f"{self.recipe.name} ({self.recipe.variant})"
-            )
+            plot_curves([curve], self.run_dir.curves_path, self.task, title=title)
         barrier(self.context)
         return TrainResult(self.run_dir.path, summary, self.model, self.context.is_main)
 
