@@ -76,7 +76,7 @@ class TrActMetadata:
     run_name: str | None = None
     versions: dict[str, str] = field(default_factory=dict)  # library versions (computed on save)
     weights_bytes: int | None = None  # computed on save
-    weights_file: str = "model.safetensors"
+    weights_file: str | None = None  # computed on save
     weights_sha256: str | None = None  # computed on save
 
     def __post_init__(self) -> None:
