@@ -53,10 +53,10 @@ def _tract_settings(model: nn.Module, given: TrActMetadata, explicit: set[str]) 
         layers = given.first_layers if "first_layers" in explicit else _located_first_layers(model)
         return {"first_layers": layers}
     lams = {layer.name: layer.lam for layer in patched}
-    shared = set(lams.values())
+    one = len(set(lams.values())) == 1
     settings = {
-        "lam": shared.pop() if len(shared) == 1 else None,
-        "layer_lams": {} if len(set(lams.values())) == 1 else lams,
+        "lam": next(iter(lams.values())) if one else None,
+        "layer_lams": {} if one else lams,
         "exact": patched[0].exact,
         "first_layers": tuple(lams),
     }
