@@ -43,7 +43,7 @@ def run_one(epochs: int, seed: int, lam: float | None, workdir: Path) -> dict:
         "epochs": epochs,
         "seed": seed,
         "lam": lam,
-        "top1": result.summary["final"]["top1"],
+        "top1": result.summary.final["top1"],
         "wall_s": time.perf_counter() - start,
         "threads": torch.get_num_threads(),
     }

@@ -50,7 +50,7 @@ class RecipeError(TrActError, ValueError):
 
 
 class DataError(TrActError, OSError):
-    """A data set is missing, incomplete or in the wrong format."""
+    """A data set or a run directory is missing, incomplete or in the wrong format."""
 
 
 class HubError(TrActError, OSError):

@@ -108,12 +108,16 @@ def write_run(
 
 
 class RecordingApi:
-    """Stands in for ``huggingface_hub.HfApi``: records every call and the uploaded folder's files."""
+    """Stands in for ``huggingface_hub.HfApi``: records every call and the uploaded folder's files.
 
-    def __init__(self, fail_upload: Exception | None = None) -> None:
+    ``existing`` names the files the repository already has (``file_exists`` answers from it).
+    """
+
+    def __init__(self, fail_upload: Exception | None = None, existing: tuple[str, ...] = ()) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.uploaded: dict[str, bytes] = {}
         self.fail_upload = fail_upload
+        self.existing = set(existing)
 
     def create_repo(self, repo_id: str, **kwargs: Any) -> SimpleNamespace:
         self.calls.append(("create_repo", {"repo_id": repo_id, **kwargs}))
@@ -122,12 +126,17 @@ class RecordingApi:
     def create_branch(self, repo_id: str, **kwargs: Any) -> None:
         self.calls.append(("create_branch", {"repo_id": repo_id, **kwargs}))
 
+    def file_exists(self, repo_id: str, filename: str, **kwargs: Any) -> bool:
+        self.calls.append(("file_exists", {"repo_id": repo_id, "filename": filename, **kwargs}))
+        return filename in self.existing
+
     def upload_folder(self, **kwargs: Any) -> SimpleNamespace:
         self.calls.append(("upload_folder", kwargs))
         if self.fail_upload is not None:
             raise self.fail_upload
-        folder = Path(kwargs["folder_path"])
-        self.uploaded = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+        folder, ignored = Path(kwargs["folder_path"]), set(kwargs.get("ignore_patterns") or ())
+        files = (p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).as_posix() not in ignored)
+        self.uploaded = {p.relative_to(folder).as_posix(): p.read_bytes() for p in files}
         return SimpleNamespace(commit_url=f"https://huggingface.co/{kwargs['repo_id']}/commit/{COMMIT}")
 
     def names(self) -> list[str]:

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import tract_hub
+from tract_hub.artifacts.checkpoint import write as write_module
 from tract_hub.errors import HubError, InvalidArgumentError
-from tract_hub.hub import save as save_module
 from tract_hub.models import create_model
 
 
@@ -21,13 +21,13 @@ def _model(num_classes: int = 3) -> torch.nn.Module:
 
 def _interrupt_after_weights(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the save stop (as Ctrl-C would) after the weights are written, before config.json."""
-    real = save_module.build_metadata
+    real = write_module.build_metadata
 
-    def interrupted(*args: object, **kwargs: object) -> dict:
+    def interrupted(*args: object, **kwargs: object) -> object:
         real(*args, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(save_module, "build_metadata", interrupted)
+    monkeypatch.setattr(write_module, "build_metadata", interrupted)
 
 
 def test_interrupted_save_leaves_no_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

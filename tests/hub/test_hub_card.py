@@ -78,10 +78,11 @@ def test_usage_and_citation(card: str) -> None:
     assert "arXiv:2410.23970" in card
 
 
-# (run, expected text in the card, expected library_name)
+# (run, expected text in the card, expected library_name: a library the Hub knows gives a usable snippet; none
+# builds a torchvision builder, and without one the Hub would take config.json for transformers)
 VARIANTS = [
     ("cifar_resnet", "plain timm cannot build\nthis checkpoint", "timm"),
-    ("torchvision", 'torchvision.models.get_model("squeezenet1_1", **config["model_args"])', "torchvision"),
+    ("torchvision", 'torchvision.models.get_model("squeezenet1_1", **config["model_args"])', "tract-hub"),
 ]
 
 
@@ -112,3 +113,19 @@ def test_meaningless_comparisons_are_refused(
 ) -> None:
     with pytest.raises(InvalidArgumentError, match=fragment):
         write_run_card(runs[run], tmp_path / "README.md", baseline=runs[baseline])
+
+
+def test_pipeline_tag_and_data_set_ids_follow_the_task(runs: dict, tmp_path: Path) -> None:
+    front = parse_front_matter(write_run_card(runs["other_data"], tmp_path / "a" / "README.md").read_text())
+    assert front["pipeline_tag"] == "image-classification" and front["datasets"] == ["uoft-cs/cifar10"]
+    assert front["model-index"][0]["results"][0]["dataset"] == {"name": "cifar10", "type": "uoft-cs/cifar10"}
+    final = {"map": 0.6, "train_loss": 1.0}
+    detector = write_run(
+        tmp_path, "det", lam=0.1, dataset="voc2007", summary_changes={"final": final, "best": {"epoch": 3, **final}}
+    )
+    front = parse_front_matter(write_run_card(detector, tmp_path / "b" / "README.md").read_text())
+    assert front["pipeline_tag"] == "object-detection" and front["datasets"] == ["HuggingFaceM4/pascal_voc"]
+    assert "object-detection" in front["tags"] and "image-classification" not in front["tags"]
+    result = front["model-index"][0]["results"][0]
+    assert result["task"]["type"] == "object-detection"
+    assert result["metrics"] == [{"type": "mean_average_precision", "name": "mAP", "value": 0.6}]

@@ -11,20 +11,13 @@ import pytest
 
 MODULES = [
     "tract_hub.hub",
-    "tract_hub.hub.architecture",
-    "tract_hub.hub.atomic",
     "tract_hub.hub.card",
+    "tract_hub.hub.card_data",
     "tract_hub.hub.export",
-    "tract_hub.hub.heads",
-    "tract_hub.hub.layout",
-    "tract_hub.hub.load",
-    "tract_hub.hub.metadata",
-    "tract_hub.hub.plot",
+    "tract_hub.hub.identify",
+    "tract_hub.hub.pull",
     "tract_hub.hub.push",
-    "tract_hub.hub.runs",
     "tract_hub.hub.save",
-    "tract_hub.hub.sources",
-    "tract_hub.hub.weights",
 ]
 
 

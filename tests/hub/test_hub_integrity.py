@@ -12,8 +12,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import tract_hub
+from tract_hub.artifacts.files import sha256_file
+from tract_hub.artifacts.metadata import METADATA_KEY
 from tract_hub.errors import CheckpointIntegrityError, HubError, TrActError, UnknownArchitectureError
-from tract_hub.hub.layout import METADATA_KEY, sha256_file
 
 
 def _config(path: Path) -> dict:

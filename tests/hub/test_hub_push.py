@@ -30,9 +30,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_run_directory_is_uploaded_in_one_commit(runs: tuple[Path, Path], tmp_path: Path) -> None:
     api = RecordingApi()
     result = tract_hub.push_to_hub(runs[0], "org/digits-tract", api=api, baseline=runs[1], private=True)
-    assert api.names() == ["create_repo", "upload_folder"]
-    create, upload = (kwargs for _, kwargs in api.calls)
+    assert api.names() == ["create_repo", "file_exists", "upload_folder"]
+    create, exists, upload = (kwargs for _, kwargs in api.calls)
     assert create == {"repo_id": "org/digits-tract", "private": True, "exist_ok": True, "repo_type": "model"}
+    assert exists == {"repo_id": "org/digits-tract", "filename": "README.md", "repo_type": "model", "revision": None}
     assert upload["repo_id"] == "org/digits-tract" and upload["revision"] is None
     assert "digits_tract" in upload["commit_message"]
     assert sorted(api.uploaded) == RUN_FILES
@@ -76,9 +77,10 @@ def test_model_push_with_revision_and_message(tmp_path: Path) -> None:
     tract_hub.push_to_hub(
         model, "org/name", api=api, revision="v1", commit_message="first", metadata={"metrics": {"top1": 1.0}}
     )
-    assert api.names() == ["create_repo", "create_branch", "upload_folder"]
+    assert api.names() == ["create_repo", "create_branch", "file_exists", "upload_folder"]
     assert api.calls[1][1] == {"repo_id": "org/name", "branch": "v1", "exist_ok": True, "repo_type": "model"}
-    assert api.calls[2][1]["revision"] == "v1" and api.calls[2][1]["commit_message"] == "first"
+    assert api.calls[2][1]["revision"] == "v1"  # the card is looked for on the branch the commit goes to
+    assert api.calls[3][1]["revision"] == "v1" and api.calls[3][1]["commit_message"] == "first"
     assert sorted(api.uploaded) == ["README.md", "config.json", "model.safetensors"]
     assert json.loads(api.uploaded["config.json"])["tract_hub"]["first_layers"] == ["conv1.0"]
 
@@ -86,8 +88,17 @@ def test_model_push_with_revision_and_message(tmp_path: Path) -> None:
 def test_checkpoint_directory_is_uploaded_as_it_is(saved_timm: Path) -> None:
     api = RecordingApi()
     tract_hub.push_to_hub(saved_timm, "org/name", api=api)
-    assert api.names() == ["create_repo", "upload_folder"]
+    assert api.names() == ["create_repo", "file_exists", "upload_folder"]
     assert api.uploaded == {path.name: path.read_bytes() for path in saved_timm.iterdir()}
+
+
+def test_a_card_already_on_the_hub_is_kept(runs: tuple[Path, Path]) -> None:
+    api = RecordingApi(existing=("README.md",))
+    result = tract_hub.push_to_hub(runs[0], "org/digits-tract", api=api)
+    assert api.calls[-1][1]["ignore_patterns"] == ["README.md"]
+    assert sorted(api.uploaded) == [name for name in RUN_FILES if name != "README.md"]
+    assert [name for name, _ in result.files] == sorted(api.uploaded)
+    assert result.kept_card and "kept the repository's own README.md" in result.describe()
 
 
 def test_dry_run_writes_the_folder_and_uploads_nothing(runs: tuple[Path, Path], tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import tract_hub
-from tract_hub.hub.layout import METADATA_KEY, sha256_file
+from tract_hub.artifacts.files import sha256_file
+from tract_hub.artifacts.metadata import METADATA_KEY
 from tract_hub.models import create_model
 
 # (architecture, constructor kwargs, input shape)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from tract_hub.training.data.cifar import CifarArrays, write_cifar
+from tract_hub.training.data.cifar import LAYOUTS, CifarArrays, cifar_folder
 from tract_hub.training.demo_recipe import demo_recipe
 from tract_hub.training.recipe import Recipe
 
@@ -25,6 +26,26 @@ QUICK = (
 
 def quick_recipe(*overrides: str) -> Recipe:
     return demo_recipe([*QUICK, *overrides])
+
+
+def write_cifar(root: str | Path, name: str, train: CifarArrays, test: CifarArrays) -> Path:
+    """Write arrays in CIFAR's official on-disk format (pickled batches, as released); returns the folder."""
+    layout = LAYOUTS[name]
+    folder = cifar_folder(root, name)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def dump(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+        data = images.transpose(0, 3, 1, 2).reshape(len(images), -1).astype(np.uint8)
+        with open(path, "wb") as handle:
+            pickle.dump({"data": data, layout.label_key: [int(v) for v in labels]}, handle)
+
+    parts = np.array_split(np.arange(len(train.labels)), len(layout.train_files))
+    for file, index in zip(layout.train_files, parts, strict=True):
+        dump(folder / file, train.images[index], train.labels[index])
+    dump(folder / layout.test_files[0], test.images, test.labels)
+    with open(folder / layout.meta_file, "wb") as handle:
+        pickle.dump({layout.names_key: list(train.classes)}, handle)
+    return folder
 
 
 def write_tiny_cifar(root: Path, name: str, *, train: int, test: int, seed: int = 0) -> Path:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tract_hub.artifacts.task import DETECTION, task_of
 from tract_hub.errors import DataError
 from tract_hub.training.data import build_datasets
 from tract_hub.training.data.digits import corrupt, load_digits_split
@@ -50,7 +51,7 @@ def test_normalization_choices(image_folder_root: Path, normalize: str, low: flo
 
 def test_voc_annotations_and_images(voc_root: Path) -> None:
     splits = build_datasets(DataConfig(dataset="voc2007", root=str(voc_root)))
-    assert splits.task == "detection" and splits.num_classes == NUM_DETECTION_CLASSES == 21
+    assert task_of("voc2007") is DETECTION and splits.num_classes == NUM_DETECTION_CLASSES == 21
     image, target = splits.val[1]  # 000002: a cat and a difficult person
     assert image.shape == (3, 48, 64) and float(image.min()) >= 0.0 and float(image.max()) <= 1.0
     assert target["labels"].tolist() == [8, 15]

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import tract_hub
+from tract_hub.artifacts import ModelRecord
 from tract_hub.training import train
 from tract_hub.training.recipe import recipe_from_data
 
@@ -31,9 +32,9 @@ def test_faster_rcnn_trains_and_reports_map(voc_root: Path, tmp_path: Path) -> N
     result = train(detection_recipe(voc_root), tmp_path / "run", device="cpu")
     row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
     assert 0.0 <= row["map"] <= 1.0 and row["val_loss"] is None and row["train_loss"] > 0
-    assert set(result.summary["final"]) == {"map", "train_loss"}
-    assert result.summary["model"] == {"architecture": "torchvision:vgg11", "kwargs": {}, "detector": "faster_rcnn"}
-    assert result.summary["num_classes"] == 21 and result.summary["first_layers"] == ["backbone.0"]
+    assert set(result.summary.final) == {"map", "train_loss"}
+    assert result.summary.model == ModelRecord("torchvision:vgg11", {}, detector="faster_rcnn")
+    assert result.summary.num_classes == 21 and result.summary.first_layers == ("backbone.0",)
     (layer,) = tract_hub.patched_layers(result.model)
     assert layer.name == "backbone.0" and layer.unfrozen  # frozen_layers=4 froze it; TrAct trains it
     assert not result.model.backbone[3].weight.requires_grad  # the rest of the frozen part stays frozen

@@ -57,8 +57,8 @@ def test_init_from_a_hub_checkpoint_trains(tmp_path: Path) -> None:
     hub_dir = tract_hub.save_pretrained(model, tmp_path / "hub", metadata={"lam": 0.1, "first_layers": ["conv1"]})
     recipe = quick_recipe("model.architecture=null", "model.kwargs={}", f"model.init={hub_dir}", "train.epochs=1")
     result = train(recipe, tmp_path / "run", device="cpu")
-    assert result.summary["model"]["architecture"] == "timm:tract_resnet8_cifar"
-    assert result.summary["first_layers"] == ["conv1"] and tract_hub.is_patched(result.model)
+    assert result.summary.model.architecture == "timm:tract_resnet8_cifar"
+    assert result.summary.first_layers == ("conv1",) and tract_hub.is_patched(result.model)
 
 
 def test_hub_init_with_kwargs_is_refused(tmp_path: Path) -> None:

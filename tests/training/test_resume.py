@@ -48,7 +48,7 @@ def test_resume_reaches_the_uninterrupted_weights(tmp_path: Path, monkeypatch, o
     straight_rows = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2]
     assert [row["train_loss"] for row in rows] == [row["train_loss"] for row in straight_rows]
-    assert resumed.summary["final"] == straight.summary["final"]
+    assert resumed.summary.final == straight.summary.final
     environment = json.loads((tmp_path / "resumed" / "environment.json").read_text())
     assert environment["resumed_after_epoch"] == 1
 
@@ -61,7 +61,7 @@ def test_resume_refuses_a_different_recipe(tmp_path: Path) -> None:
 
 def test_resume_without_a_checkpoint_starts_from_the_beginning(tmp_path: Path) -> None:
     result = train(quick_recipe("train.epochs=1"), tmp_path / "fresh", resume=True, device="cpu")
-    assert result.summary["epochs"] == 1
+    assert result.summary.epochs == 1
 
 
 def test_an_interrupted_save_leaves_the_previous_checkpoint(tmp_path: Path) -> None:

@@ -102,7 +102,7 @@ def _rows(run: Path) -> list[dict]:
 
 def _check_accumulation(result, run: Path) -> None:
     environment = _environment(run)
-    assert environment["tract_exact"]["enabled"] is True and result.summary["exact"] is True
+    assert environment["tract_exact"]["enabled"] is True and result.summary.exact is True
     assert "train.accum_steps=2" in environment["tract_exact"]["reason"]
     assert environment["micro_batch_per_rank"] == 32
 
@@ -110,8 +110,8 @@ def _check_accumulation(result, run: Path) -> None:
 def _check_vanilla(result, run: Path) -> None:
     import tract_hub
 
-    assert _rows(run)[0]["tract"] == {"lam": None, "exact": False} and result.summary["lam"] is None
-    assert not tract_hub.is_patched(result.model) and result.summary["first_layers"] == ["conv1"]
+    assert _rows(run)[0]["tract"] == {"lam": None, "exact": False} and result.summary.lam is None
+    assert not tract_hub.is_patched(result.model) and result.summary.first_layers == ("conv1",)
 
 
 def _check_two_optimizers(result, run: Path) -> None:
@@ -121,7 +121,7 @@ def _check_two_optimizers(result, run: Path) -> None:
 
 def _check_skipped_evaluation(result, run: Path) -> None:
     rows = _rows(run)
-    assert rows[0]["top1"] is None and rows[1]["top1"] is not None and result.summary["best"]["epoch"] == 2
+    assert rows[0]["top1"] is None and rows[1]["top1"] is not None and result.summary.best["epoch"] == 2
 
 
 def _check_located(result, run: Path) -> None:
@@ -129,7 +129,7 @@ def _check_located(result, run: Path) -> None:
 
     (layer,) = tract_hub.patched_layers(result.model)
     assert layer.name == "conv1" and layer.found_by != "target"  # found by tract_hub's registry
-    assert result.summary["first_layers"] == ["conv1"]
+    assert result.summary.first_layers == ("conv1",)
 
 
 OPTIONS = [
@@ -156,7 +156,7 @@ def test_training_options(tmp_path: Path, overrides, check) -> None:
     run = tmp_path / "run"
     result = train(quick_recipe("train.epochs=1", *overrides), run, device="cpu")
     assert all(math.isfinite(row["train_loss"]) for row in _rows(run))
-    assert 0.0 <= result.summary["final"]["top1"] <= 1.0
+    assert 0.0 <= result.summary.final["top1"] <= 1.0
     if check is not None:
         check(result, run)
 

@@ -16,7 +16,6 @@ MODULES = [
     "tract_hub.training.data",
     "tract_hub.training.data.digits",
     "tract_hub.training.data.transforms",
-    "tract_hub.training.demo",
     "tract_hub.training.demo_recipe",
     "tract_hub.training.detection_map",
     "tract_hub.training.detector",
@@ -26,11 +25,10 @@ MODULES = [
     "tract_hub.training.loop",
     "tract_hub.training.modeling",
     "tract_hub.training.optim",
-    "tract_hub.training.plots",
     "tract_hub.training.progress",
     "tract_hub.training.recipe",
-    "tract_hub.training.run_dir",
-    "tract_hub.training.schema",
+    "tract_hub.training.objective",
+    "tract_hub.training.environment",
 ]
 REPOSITORY = Path(__file__).resolve().parents[2]
 

@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from ..training.demo import run_demo
+    from ..demo import run_demo
 
     start = time.perf_counter()
     result = run_demo(

@@ -100,6 +100,7 @@ def _pull(args: argparse.Namespace) -> int:
 
 
 def _card(args: argparse.Namespace) -> int:
+    from ..artifacts.checkpoint import CARD_NAME
     from ..hub import write_run_card
 
     if args.output:
@@ -107,6 +108,6 @@ def _card(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
         return 0
     with tempfile.TemporaryDirectory() as scratch:
-        path = write_run_card(args.run_dir, Path(scratch) / "README.md", baseline=args.baseline, repo_id=args.repo)
+        path = write_run_card(args.run_dir, Path(scratch) / CARD_NAME, baseline=args.baseline, repo_id=args.repo)
         sys.stdout.write(path.read_text(encoding="utf-8"))
     return 0

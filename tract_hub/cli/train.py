@@ -35,16 +35,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..artifacts.run_dir import RunDirectory
     from ..training import default_run_dir, dump_recipe, load_recipe, train
 
     recipe_path = Path(args.recipe)
     run_dir = args.run_dir
-    if recipe_path.is_dir() and (recipe_path / "recipe.yaml").is_file():
+    if recipe_path.is_dir() and RunDirectory(recipe_path).recipe_path.is_file():
         if not args.resume:
             print(f"tract-hub train: {recipe_path} is a run directory; add --resume to continue it", file=sys.stderr)
             return 2
         run_dir = run_dir or str(recipe_path)
-        recipe_path = recipe_path / "recipe.yaml"
+        recipe_path = RunDirectory(recipe_path).recipe_path
     overrides = list(args.overrides)
     if args.data_root:
         overrides.append(f"data.root={args.data_root}")
@@ -56,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
     if not result.is_main:
         return 0
     summary = result.summary
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(summary["final"].items()) if isinstance(v, float))
-    print(f"{result.run_dir}: {summary['epochs']} epochs, {shown or 'no evaluation'}")
-    if summary.get("diverged_at_epoch") is not None:
-        print(f"tract-hub train: training diverged in epoch {summary['diverged_at_epoch']} (see {result.run_dir})")
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(summary.final.items()) if isinstance(v, float))
+    print(f"{result.run_dir}: {summary.epochs} epochs, {shown or 'no evaluation'}")
+    if summary.diverged_at_epoch is not None:
+        print(f"tract-hub train: training diverged in epoch {summary.diverged_at_epoch} (see {result.run_dir})")
         return 1
     return 0

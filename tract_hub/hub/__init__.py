@@ -1,8 +1,10 @@
-"""Checkpoints on the Hugging Face Hub in timm's format: save, load, push, pull, and model cards.
+"""Publishing on the Hugging Face Hub in timm's format: save, load, push, pull, and model cards.
 
 A checkpoint directory holds ``model.safetensors``, ``config.json`` (exactly what timm writes, plus one extra
 top-level key ``"tract_hub"`` with TrAct's metadata) and ``README.md`` (the model card). Plain
-``timm.create_model("hf-hub:org/name", pretrained=True)`` loads timm architectures without this library.
+``timm.create_model("hf-hub:org/name", pretrained=True)`` loads timm architectures without this library. The
+format itself (reading, writing, verifying) lives in :mod:`tract_hub.artifacts.checkpoint`, which training
+reads too; this package adds the cards, the upload and the export of run directories.
 
 Example:
     >>> import tempfile, torch, tract_hub
@@ -15,26 +17,23 @@ Example:
     True
 """
 
+from ..artifacts.checkpoint import CheckpointSource, from_pretrained, parse_source
 from .card import CardInfo, RunResults, parse_front_matter, render_card
 from .export import save_run, write_run_card
-from .load import from_pretrained, pull
+from .pull import pull
 from .push import PushResult, push_to_hub
-from .runs import RunRecord, read_run
 from .save import save_pretrained
-from .sources import CheckpointSource, parse_source
 
 __all__ = [
     "CardInfo",
     "CheckpointSource",
     "PushResult",
-    "RunRecord",
     "RunResults",
     "from_pretrained",
     "parse_front_matter",
     "parse_source",
     "pull",
     "push_to_hub",
-    "read_run",
     "render_card",
     "save_pretrained",
     "save_run",

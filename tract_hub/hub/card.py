@@ -1,16 +1,18 @@
 """Model cards: the README.md of a checkpoint, rendered from the templates in ``tract_hub/hub/templates``.
 
-The card starts with YAML front matter as the Hub reads it (``library_name``, ``license``, ``tags`` with ``tract``
-and ``image-classification``, ``datasets``, ``base_model`` when fine-tuned, ``model-index`` with the metrics),
-then says what the model is, how it was trained (the resolved recipe), the results (vanilla vs TrAct when both
-runs exist), the training curves, usage with plain timm and with tract_hub, and the paper's citation.
+A card is rendered from one :class:`CardInfo`: the architecture, TrAct's metadata (the same
+:class:`~tract_hub.artifacts.TrActMetadata` that ``config.json`` holds) and, for a run directory, the per-epoch
+history and the vanilla baseline. It starts with the front matter the Hub reads (:mod:`.card_data`), then says
+what the model is, how it was trained (the resolved recipe), the results (vanilla vs TrAct when both runs
+exist), the training curves, usage, and the paper's citation.
 
 Example:
-    >>> from tract_hub.hub.architecture import ArchitectureSpec
-    >>> from tract_hub.hub.card import CardInfo, render_card
-    >>> info = CardInfo(name="demo", spec=ArchitectureSpec("timm", "resnet18"), lam=0.1, first_layers=["conv1"])
-    >>> render_card(info).splitlines()[0]
-    '---'
+    >>> from tract_hub.artifacts import TrActMetadata
+    >>> from tract_hub.artifacts.checkpoint.spec import ArchitectureSpec
+    >>> metadata = TrActMetadata(lam=0.1, first_layers=("conv1",))
+    >>> info = CardInfo(name="demo", spec=ArchitectureSpec("timm", "resnet18"), metadata=metadata)
+    >>> render_card(info).splitlines()[:2]
+    ['---', 'library_name: timm']
 """
 
 from __future__ import annotations
@@ -24,15 +26,13 @@ from typing import Any
 
 import yaml
 
-from .architecture import ArchitectureSpec
+from ..artifacts.checkpoint.spec import ArchitectureSpec
+from ..artifacts.metadata import TrActMetadata, read_metadata
+from ..artifacts.task import Task, task_of
+from .card_data import card_data
 
-#: Metrics the model-index reports: run metric key -> (model-index type, display name).
-INDEX_METRICS = {
-    "top1": ("accuracy", "Top-1 accuracy"),
-    "top5": ("top_5_accuracy", "Top-5 accuracy"),
-    "map": ("mean_average_precision", "mAP"),
-}
 _METRIC_ORDER = ("top1", "top5", "map", "val_loss", "train_loss")
+_FRONT_MATTER_ORDER = ("library_name", "license", "pipeline_tag", "tags", "datasets", "base_model", "model-index")
 _REPO_PLACEHOLDER = "ORG/NAME"
 
 
@@ -50,27 +50,46 @@ class RunResults:
     def label(self) -> str:
         return "Vanilla" if self.lam is None else f"TrAct (λ = {self.lam:g})"
 
+    @classmethod
+    def of(cls, metadata: TrActMetadata, history: list[dict[str, Any]] | None = None) -> RunResults:
+        """The results a checkpoint's metadata records (with the run's ``history`` when there is one)."""
+        return cls(
+            metadata.lam, metadata.epochs, dict(metadata.metrics or {}), dict(metadata.best or {}), history or []
+        )
+
 
 @dataclass(frozen=True)
 class CardInfo:
-    """Everything a card says; built from a run directory or from ``save_pretrained``'s metadata."""
+    """Everything a card says."""
 
     name: str
     spec: ArchitectureSpec
-    lam: float | None
-    first_layers: list[str] = field(default_factory=list)
-    exact: bool = False
-    dataset: str | None = None
+    metadata: TrActMetadata = field(default_factory=TrActMetadata)
     num_classes: int | None = None
-    recipe: dict[str, Any] | None = None
-    recipe_name: str | None = None
-    results: RunResults | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)  # the run's metrics rows, when known
     baseline: RunResults | None = None
-    base_model: str | None = None
-    license: str = "mit"
     repo_id: str | None = None
     curves: str | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def task(self) -> Task:
+        return task_of(self.metadata.dataset)
+
+    @property
+    def results(self) -> RunResults:
+        return RunResults.of(self.metadata, self.history)
+
+    @property
+    def base_model(self) -> str | None:
+        return self.metadata.base_model or base_model_from_recipe(self.metadata.recipe)
+
+    @property
+    def lam_text(self) -> str:
+        """``"0.1"``, per layer ``"conv1: 0.1, stem: 0.2"``, or ``""`` for vanilla."""
+        if self.metadata.layer_lams:
+            return ", ".join(f"{layer}: {lam:g}" for layer, lam in self.metadata.layer_lams.items())
+        return f"{self.metadata.lam:g}" if self.metadata.lam is not None else ""
 
 
 def base_model_from_recipe(recipe: dict[str, Any] | None) -> str | None:
@@ -82,6 +101,18 @@ def base_model_from_recipe(recipe: dict[str, Any] | None) -> str | None:
     if isinstance(init, str) and init.startswith("hf-hub:"):
         return init.removeprefix("hf-hub:").split("@")[0] or None
     return None
+
+
+def checkpoint_card(config: dict[str, Any], *, name: str, repo_id: str | None = None) -> str:
+    """The card of a saved checkpoint, read from its ``config.json``."""
+    info = CardInfo(
+        name=name,
+        spec=ArchitectureSpec.from_config(config),
+        metadata=read_metadata(config) or TrActMetadata(),
+        num_classes=config.get("num_classes"),
+        repo_id=repo_id,
+    )
+    return render_card(info)
 
 
 def _template(name: str) -> string.Template:
@@ -102,67 +133,32 @@ def _metric_keys(*dicts: dict[str, Any]) -> list[str]:
     return [key for key in _METRIC_ORDER if key in keys] + sorted(keys - set(_METRIC_ORDER))
 
 
-def _main_metric(results: RunResults) -> str | None:
-    return next((key for key in ("top1", "map") if key in results.final), None)
-
-
 def front_matter(info: CardInfo) -> dict[str, Any]:
-    """The card's YAML front matter as a dict (the Hub's model card metadata)."""
-    tags = ["tract", "image-classification", info.spec.source, "pytorch"]
-    if info.results and "map" in info.results.final:
-        tags.append("object-detection")
-    data: dict[str, Any] = {
-        "library_name": "timm" if info.spec.source == "timm" else "torchvision",
-        "license": info.license,
-        "tags": tags,
-        "pipeline_tag": "image-classification",
-    }
-    if info.dataset:
-        data["datasets"] = [info.dataset]
-    if info.base_model:
-        data["base_model"] = info.base_model
-    index = _model_index(info)
-    if index:
-        data["model-index"] = index
-    return data
-
-
-def _model_index(info: CardInfo) -> list[dict[str, Any]]:
-    if not info.results or not info.dataset:
-        return []
-    metrics = [
-        {"type": INDEX_METRICS[key][0], "name": INDEX_METRICS[key][1], "value": float(info.results.final[key])}
-        for key in INDEX_METRICS
-        if isinstance(info.results.final.get(key), int | float)
-    ]
-    if not metrics:
-        return []
-    task = "object-detection" if "map" in info.results.final else "image-classification"
-    return [
-        {
-            "name": info.repo_id or info.name,
-            "results": [
-                {
-                    "task": {"type": task, "name": task.replace("-", " ").capitalize()},
-                    "dataset": {"type": info.dataset, "name": info.dataset},
-                    "metrics": metrics,
-                }
-            ],
-        }
-    ]
+    """The card's YAML front matter as a dict (``huggingface_hub.ModelCardData``, library_name first)."""
+    data = card_data(
+        info.spec,
+        info.task,
+        model_name=info.repo_id or info.name,
+        license=info.metadata.license or "mit",
+        dataset=info.metadata.dataset,
+        base_model=info.base_model,
+        final=info.metadata.metrics,
+    ).to_dict()
+    return {key: data[key] for key in _FRONT_MATTER_ORDER if key in data}
 
 
 def _title(info: CardInfo) -> str:
-    how = "trained without TrAct (vanilla)" if info.lam is None else f"trained with TrAct (λ = {info.lam:g})"
+    how = "trained without TrAct (vanilla)" if not info.lam_text else f"trained with TrAct (λ = {info.lam_text})"
     return f"{info.name}: {info.spec.name}, {how}"
 
 
 def _summary(info: CardInfo) -> str:
-    data = f" on {info.dataset}" if info.dataset else ""
-    if info.lam is None:
+    data = f" on {info.metadata.dataset}" if info.metadata.dataset else ""
+    layers = ", ".join(info.metadata.first_layers) or "?"
+    if not info.lam_text:
         how = f"trained{data} without TrAct (vanilla: no TrAct lambda is recorded)"
     else:
-        how = f"trained{data} with TrAct (λ = {info.lam:g}) on its first layer ({', '.join(info.first_layers) or '?'})"
+        how = f"trained{data} with TrAct (λ = {info.lam_text}) on its first layer ({layers})"
     library = "timm" if info.spec.source == "timm" else "torchvision"
     plain = (
         f"plain {library}"
@@ -185,16 +181,14 @@ def _is_tract_architecture(spec: ArchitectureSpec) -> bool:
 
 
 def _details(info: CardInfo) -> str:
+    metadata, args = info.metadata, info.spec.model_args
     rows = [
         ("Architecture", f"`{info.spec.qualified_name}`"),
-        (
-            "Constructor arguments",
-            f"`{json.dumps(info.spec.model_args, sort_keys=True)}`" if info.spec.model_args else "the defaults",
-        ),
-        ("TrAct λ", "none (vanilla)" if info.lam is None else f"{info.lam:g}"),
-        ("First layer(s)", ", ".join(f"`{name}`" for name in info.first_layers) or "not recorded"),
-        ("Exact mode (per optimizer step)", "yes" if info.exact else "no (per backward, as in the paper)"),
-        ("Data set", info.dataset or "not recorded"),
+        ("Constructor arguments", f"`{json.dumps(args, sort_keys=True)}`" if args else "the defaults"),
+        ("TrAct λ", info.lam_text or "none (vanilla)"),
+        ("First layer(s)", ", ".join(f"`{name}`" for name in metadata.first_layers) or "not recorded"),
+        ("Exact mode (per optimizer step)", "yes" if metadata.exact else "no (per backward, as in the paper)"),
+        ("Data set", metadata.dataset or "not recorded"),
         ("Classes", str(info.num_classes) if info.num_classes else "not recorded"),
     ]
     if info.base_model:
@@ -204,11 +198,12 @@ def _details(info: CardInfo) -> str:
 
 def _training(info: CardInfo) -> str:
     notes = "".join(f"\n\n**Note:** {note}" for note in info.notes)
-    if not info.recipe:
+    recipe = info.metadata.recipe
+    if not recipe:
         return "The training recipe was not recorded with this checkpoint." + notes
-    name = f" `{info.recipe_name}`" if info.recipe_name else ""
-    epochs = f", {info.results.epochs} epochs" if info.results and info.results.epochs else ""
-    text = yaml.safe_dump(info.recipe, sort_keys=True, allow_unicode=True).rstrip()
+    name = f" `{info.metadata.recipe_name}`" if info.metadata.recipe_name else ""
+    epochs = f", {info.metadata.epochs} epochs" if info.metadata.epochs else ""
+    text = yaml.safe_dump(recipe, sort_keys=True, allow_unicode=True).rstrip()
     return f"Recipe{name}{epochs}, fully resolved (every key, as the trainer used it):\n\n```yaml\n{text}\n```" + notes
 
 
@@ -220,9 +215,10 @@ def _best(results: RunResults, key: str) -> str:
 
 
 def _results(info: CardInfo) -> str:
-    if not info.results or not (info.results.final or info.results.best):
+    results = info.results
+    if not (results.final or results.best):
         return "No metrics were recorded with this checkpoint."
-    runs = [run for run in (info.baseline, info.results) if run is not None]
+    runs = [run for run in (info.baseline, results) if run is not None]
     compare = info.baseline is not None
 
     def row(label: str, cells: list[str], delta: str = "") -> str:
@@ -239,14 +235,14 @@ def _results(info: CardInfo) -> str:
         lines.append(row(f"Final {key}", [_number(value) if value is not None else "" for value in final], delta))
         if any(key in run.best for run in runs):
             lines.append(row(f"{key} at the best epoch", [_best(run, key) for run in runs]))
-    if compare:
-        lines += ["", _speedup(info.baseline, info.results)]
+    if info.baseline is not None:
+        lines += ["", _speedup(info.baseline, results, info.task.main_metric)]
     return "\n".join(lines).rstrip()
 
 
-def _speedup(baseline: RunResults, tract: RunResults) -> str:
-    key = _main_metric(baseline)
-    if key is None or key not in tract.final:
+def _speedup(baseline: RunResults, tract: RunResults, key: str) -> str:
+    """When TrAct first reached the vanilla run's final main metric."""
+    if key not in baseline.final or key not in tract.final:
         return ""
     target = baseline.final[key]
     reached = next(
@@ -268,10 +264,11 @@ def _usage(info: CardInfo) -> str:
         template = "usage_tract_registered.md"
     else:
         template = "usage_timm.md"
+    lam = info.metadata.lam if info.metadata.lam is not None else 0.1
     usage = _template(template).substitute(
         repo_id=info.repo_id or _REPO_PLACEHOLDER,
         architecture=info.spec.name,
-        lam=f"{info.lam:g}" if info.lam is not None else "0.1",
+        lam=f"{lam:g}",
         num_classes="NUM_CLASSES",
     )
     if not info.repo_id:

@@ -1,8 +1,10 @@
 """``push_to_hub``: save a model or a run directory in Hub format and upload the folder in one commit.
 
-Uses ``huggingface_hub.HfApi``: ``create_repo(exist_ok=True)``, ``create_branch`` for a new ``revision``, then one
-``upload_folder`` (a single commit). The token comes from ``token=``, ``HF_TOKEN`` or ``hf auth login``.
-``dry_run=True`` writes the folder and reports what would be uploaded, without a token or the network.
+Uses ``huggingface_hub.HfApi``: ``create_repo(exist_ok=True)``, ``create_branch`` for a new ``revision``,
+``file_exists`` for the repository's README.md, then one ``upload_folder`` (a single commit). A README.md already
+on the Hub is never overwritten (as timm writes a card only when there is none): the new card is left out of the
+commit. The token comes from ``token=``, ``HF_TOKEN`` or ``hf auth login``. ``dry_run=True`` writes the folder
+and reports what would be uploaded, without a token or the network.
 
 Example:
     >>> import tempfile, tract_hub
@@ -15,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -26,10 +29,11 @@ from typing import Any
 from torch import nn
 
 from .._version import __version__
+from ..artifacts.checkpoint import CARD_NAME, CONFIG_NAME
+from ..artifacts.run_dir import RunDirectory
 from ..errors import HubError, InvalidArgumentError
 from .export import save_run
-from .layout import CONFIG_NAME
-from .load import pull
+from .pull import pull
 from .save import save_pretrained
 
 logger = logging.getLogger(__name__)
@@ -49,6 +53,7 @@ class PushResult:
     private: bool
     dry_run: bool
     commit_url: str | None = None
+    kept_card: bool = False  # the repository already had a README.md, which was left as it is
 
     def describe(self) -> str:
         """Several lines for the command line: the repository, the commit and each file with its size."""
@@ -60,6 +65,10 @@ class PushResult:
             f"commit: {self.commit_message!r}"
         ]
         lines += [f"  {name}  {size:,} bytes" for name, size in self.files]
+        if self.dry_run and any(name == CARD_NAME for name, _ in self.files):
+            lines.append(f"{CARD_NAME} is uploaded only if the repository has none (an existing card is kept)")
+        if self.kept_card:
+            lines.append(f"kept the repository's own {CARD_NAME}; the new card was not uploaded")
         if self.commit_url:
             lines.append(f"commit: {self.commit_url}")
         return "\n".join(lines)
@@ -96,7 +105,7 @@ def _write_folder(model_or_run_dir: Any, folder: Path, repo_id: str, baseline: A
                 f"{sorted(save_kwargs)} apply to a model; a run directory's checkpoint is described by its summary"
             )
         directory = Path(model_or_run_dir)
-        if (directory / CONFIG_NAME).is_file() and not (directory / "summary.json").is_file():
+        if (directory / CONFIG_NAME).is_file() and not RunDirectory(directory).summary_path.is_file():
             if baseline is not None:
                 raise InvalidArgumentError(
                     "baseline= compares two run directories; a checkpoint directory has its card"
@@ -121,14 +130,45 @@ def _api(api: Any, token: str | None) -> Any:
     return huggingface_hub.HfApi(token=token, library_name="tract_hub", library_version=__version__)
 
 
-def _upload(api: Any, repo_id: str, folder: Path, *, private: bool, revision: str | None, message: str) -> Any:
+def _upload(
+    api: Any, repo_id: str, folder: Path, *, private: bool, revision: str | None, message: str
+) -> tuple[Any, bool]:
+    """Create the repository (and branch) if needed and upload ``folder`` in one commit, leaving out our card
+    when the repository has one; returns (the commit, whether the card was left out)."""
     repo = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     repo_id = getattr(repo, "repo_id", None) or repo_id
     if revision and revision != "main":
         api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
-    return api.upload_folder(
-        repo_id=repo_id, folder_path=str(folder), revision=revision, commit_message=message, repo_type="model"
+    keep_card = api.file_exists(repo_id, CARD_NAME, repo_type="model", revision=revision)
+    if keep_card:
+        logger.info("%s already has a %s; it is kept (the new card is not uploaded)", repo_id, CARD_NAME)
+    commit = api.upload_folder(
+        repo_id=repo_id,
+        folder_path=str(folder),
+        revision=revision,
+        commit_message=message,
+        repo_type="model",
+        ignore_patterns=[CARD_NAME] if keep_card else None,
     )
+    return commit, keep_card
+
+
+def _commit(api: Any, planned: PushResult) -> PushResult:
+    """Upload ``planned``; what was uploaded, and the commit's URL."""
+    from huggingface_hub import errors as hf
+
+    try:
+        commit, kept_card = _upload(
+            api, planned.repo_id, planned.folder, private=planned.private, revision=planned.revision,
+            message=planned.commit_message,
+        )  # fmt: skip
+    except (OSError, hf.HfHubHTTPError, hf.HfHubHTTPError.__mro__[1]) as error:
+        raise _push_error(error, planned.repo_id) from error
+    commit_url = getattr(commit, "commit_url", None) or (str(commit) if commit is not None else None)
+    files = tuple(entry for entry in planned.files if not (kept_card and entry[0] == CARD_NAME))
+    result = dataclasses.replace(planned, files=files, dry_run=False, commit_url=commit_url, kept_card=kept_card)
+    logger.info("pushed %d file(s) to %s: %s", len(files), planned.repo_id, commit_url)
+    return result
 
 
 def _push_error(error: Exception, repo_id: str) -> HubError:
@@ -187,20 +227,11 @@ def push_to_hub(
     try:
         default_message = _write_folder(model_or_run_dir, target, repo_id, baseline, save_kwargs)
         message = commit_message or default_message
-        result = PushResult(repo_id, target, _listing(target), message, revision, private, dry_run)
+        planned = PushResult(repo_id, target, _listing(target), message, revision, private, dry_run)
         if dry_run:
-            logger.debug("%s", result.describe())
-            return result
-        from huggingface_hub import errors as hf
-
-        try:
-            commit = _upload(client, repo_id, target, private=private, revision=revision, message=message)
-        except (OSError, hf.HfHubHTTPError, hf.HfHubHTTPError.__mro__[1]) as error:
-            raise _push_error(error, repo_id) from error
-        commit_url = getattr(commit, "commit_url", None) or (str(commit) if commit is not None else None)
-        result = PushResult(repo_id, target, result.files, message, revision, private, False, commit_url)
-        logger.info("pushed %d file(s) to %s: %s", len(result.files), repo_id, commit_url)
-        return result
+            logger.debug("%s", planned.describe())
+            return planned
+        return _commit(client, planned)
     finally:
         if temporary and not dry_run:
             shutil.rmtree(target.parent, ignore_errors=True)

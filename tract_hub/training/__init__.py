@@ -1,4 +1,7 @@
-"""Training: recipes (validated YAML), data sources, the trainer, run directories, comparison and the demo.
+"""Training: recipes (validated YAML), data sources, the trainer and the comparison of runs.
+
+The run directory the trainer writes is :class:`tract_hub.artifacts.RunDirectory` (re-exported here); the demo
+that trains and then publishes is :mod:`tract_hub.demo`.
 
 Example:
     >>> from tract_hub.training import load_recipe
@@ -9,12 +12,11 @@ Example:
 
 from __future__ import annotations
 
+from ..artifacts.run_dir import RunDirectory
 from .compare import compare_runs
 from .data import build_datasets
-from .demo import run_demo
 from .loop import TrainResult, default_run_dir, train
 from .recipe import FORMAT_VERSION, Recipe, dump_recipe, load_recipe, recipe_from_data, with_overrides
-from .run_dir import RunDirectory
 
 __all__ = [
     "FORMAT_VERSION",
@@ -27,7 +29,6 @@ __all__ = [
     "dump_recipe",
     "load_recipe",
     "recipe_from_data",
-    "run_demo",
     "train",
     "with_overrides",
 ]

@@ -4,8 +4,9 @@
 ``checkpoints/<name>/training_state.pt`` the optimizer(s), scheduler(s), GradScaler, epoch, step and RNG states,
 saved with plain tensors and containers only so that ``torch.load(weights_only=True)`` reads it.
 
-A checkpoint directory is written to a temporary sibling and renamed into place; the previous checkpoint is kept
-under ``.<name>.old`` until the new one is in place, so an interruption at any moment leaves a complete one.
+A checkpoint directory is written with :func:`tract_hub.artifacts.files.atomic_directory`: a staging sibling is
+renamed into place and the previous checkpoint is kept under ``.<name>.old`` until the new one is in place, so an
+interruption at any moment leaves a complete one.
 
 Example:
     >>> import torch, tempfile, pathlib
@@ -18,52 +19,33 @@ Example:
 from __future__ import annotations
 
 import logging
-import os
 import random
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..artifacts.checkpoint.weights import read_weights, save_state_dict
+from ..artifacts.files import atomic_directory, previous_copy
+from ..artifacts.run_dir import TRAINING_STATE_FILE, WEIGHTS_FILE
 from ..errors import CheckpointIntegrityError
 
 logger = logging.getLogger(__name__)
 
-MODEL_FILE = "model.safetensors"
-STATE_FILE = "training_state.pt"
-
-
-def _plain_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """CPU copies that share no memory (safetensors refuses shared storage)."""
-    return {key: value.detach().to("cpu", copy=True).contiguous() for key, value in state_dict.items()}
-
 
 def save_checkpoint(directory: str | Path, model_state: dict[str, torch.Tensor], training_state: dict) -> None:
     """Write ``model.safetensors`` and ``training_state.pt`` into ``directory``, atomically."""
-    from safetensors.torch import save_file
-
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
-    previous = directory.parent / f".{directory.name}.old"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    save_file(_plain_state_dict(model_state), str(staging / MODEL_FILE), metadata={"format": "pt"})
-    torch.save(training_state, staging / STATE_FILE)
-    shutil.rmtree(previous, ignore_errors=True)
-    if directory.exists():
-        directory.rename(previous)
-    staging.rename(directory)
-    shutil.rmtree(previous, ignore_errors=True)
+    with atomic_directory(directory, overwrite=True, keep=False) as staging:
+        save_state_dict(model_state, staging / WEIGHTS_FILE)
+        torch.save(training_state, staging / TRAINING_STATE_FILE)
 
 
 def checkpoint_directory(directory: str | Path) -> Path | None:
     """``directory`` if it holds a complete checkpoint, else the previous one an interrupted save left, else None."""
     directory = Path(directory)
-    for candidate in (directory, directory.parent / f".{directory.name}.old"):
-        if (candidate / MODEL_FILE).is_file() and (candidate / STATE_FILE).is_file():
+    for candidate in (directory, previous_copy(directory)):
+        if (candidate / WEIGHTS_FILE).is_file() and (candidate / TRAINING_STATE_FILE).is_file():
             if candidate != directory:
                 logger.warning("using %s: the save of %s was interrupted", candidate, directory)
             return candidate
@@ -71,18 +53,11 @@ def checkpoint_directory(directory: str | Path) -> Path | None:
 
 
 def load_model_state(directory: str | Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    path = Path(directory) / MODEL_FILE
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError) as error:
-        raise CheckpointIntegrityError(f"{path} cannot be read as safetensors ({error})") from None
+    return read_weights(Path(directory) / WEIGHTS_FILE)
 
 
 def load_training_state(directory: str | Path) -> dict[str, Any]:
-    path = Path(directory) / STATE_FILE
+    path = Path(directory) / TRAINING_STATE_FILE
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for truncated or foreign files

@@ -15,76 +15,46 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..artifacts.curves import Curve, plot_curves
+from ..artifacts.run_dir import Run, RunDirectory
 from ..errors import DataError
-from .plots import plot_comparison
-from .run_dir import RunDirectory
 
 
-@dataclass
-class RunRecord:
-    """One run directory, read."""
-
-    path: Path
-    summary: dict[str, Any]
-    metrics: list[dict[str, Any]]
-
-    @property
-    def label(self) -> str:
-        lam = self.summary.get("lam")
-        return f"{self.summary.get('name', self.path.name)} ({'vanilla' if lam is None else f'TrAct λ={lam}'})"
-
-    @property
-    def is_tract(self) -> bool:
-        return self.summary.get("lam") is not None
-
-    @property
-    def metric(self) -> str:
-        return "map" if "map" in self.summary.get("final", {}) else "top1"
-
-
-def load_runs(paths: Sequence[str | Path]) -> list[RunRecord]:
+def load_runs(paths: Sequence[str | Path]) -> list[Run]:
     """Read the summary and metrics of each run directory (a clear DataError for anything else)."""
     if not paths:
         raise DataError("no run directories given")
-    records = []
-    for path in paths:
-        run = RunDirectory(path)
-        if not run.path.is_dir():
-            raise DataError(f"{run.path} is not a directory")
-        records.append(RunRecord(run.path, run.read_summary(), run.read_metrics()))
-    return records
+    return [RunDirectory(path).read(need_history=True) for path in paths]
 
 
 def _percent(value: Any) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
-def table_rows(runs: Sequence[RunRecord]) -> list[dict[str, Any]]:
-    """One row per run: name, lam, epochs, final and best metric, training time."""
+def table_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """One row per run: name, lam, epochs, final and best main metric, training time."""
     rows = []
     for run in runs:
-        metric = run.metric
-        best = run.summary.get("best", {})
+        metric, summary = run.main_metric, run.summary
         rows.append(
             {
-                "run": run.summary.get("name", run.path.name),
-                "lam": run.summary.get("lam"),
-                "epochs": run.summary.get("epochs"),
+                "run": run.name,
+                "lam": summary.lam,
+                "epochs": summary.epochs,
                 "metric": metric,
-                "final": run.summary.get("final", {}).get(metric),
-                "best": best.get(metric),
-                "best_epoch": best.get("epoch"),
-                "train_time_s": sum(row.get("epoch_time_s") or 0.0 for row in run.metrics),
+                "final": summary.final.get(metric),
+                "best": summary.best.get(metric),
+                "best_epoch": summary.best.get("epoch"),
+                "train_time_s": sum(row.get("epoch_time_s") or 0.0 for row in run.history),
             }
         )
     return rows
 
 
-def format_table(runs: Sequence[RunRecord]) -> str:
+def format_table(runs: Sequence[Run]) -> str:
     """A fixed-width text table (accuracy / mAP in %)."""
     header = ("run", "lam", "epochs", "metric", "final %", "best % (epoch)", "train time")
     body = [
@@ -111,5 +81,6 @@ def compare_runs(paths: Sequence[str | Path], plot_path: str | Path | None = Non
     """The table for ``paths``; also writes the overlay plot to ``plot_path`` when given."""
     runs = load_runs(paths)
     if plot_path is not None:
-        plot_comparison([(run.label, run.is_tract, run.metrics) for run in runs], plot_path, title=title)
+        curves = [Curve(run.label, run.is_tract, run.history) for run in runs]
+        plot_curves(curves, plot_path, runs[0].summary.task, title=title, losses=False)
     return format_table(runs)

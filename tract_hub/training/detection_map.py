@@ -58,6 +58,56 @@ def _numpy(value: Any) -> np.ndarray:
     return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
 
 
+def _arrays(entries: Sequence[dict[str, Any]], third: str) -> list[dict[str, np.ndarray]]:
+    """Boxes, labels and ``third`` (``"scores"`` of detections, ``"difficult"`` of ground truth) as numpy."""
+    arrays = []
+    for entry in entries:
+        if third == "difficult":
+            value = _numpy(entry.get("difficult", np.zeros(len(entry["labels"]), bool))).astype(bool)
+        else:
+            value = _numpy(entry[third]).astype(np.float64)
+        boxes = _numpy(entry["boxes"]).reshape(-1, 4).astype(np.float64)
+        arrays.append({"boxes": boxes, "labels": _numpy(entry["labels"]).astype(np.int64), third: value})
+    return arrays
+
+
+def _label_ap(
+    found: list[dict[str, np.ndarray]], truth: list[dict[str, np.ndarray]], label: int, iou: float, method: str
+) -> float | None:
+    """The AP of one label (None when no image has a non-difficult ground-truth box of it)."""
+    positives = sum(int(np.sum((t["labels"] == label) & ~t["difficult"])) for t in truth)
+    if positives == 0:
+        return None
+    entries = [
+        (score, image, box)
+        for image, d in enumerate(found)
+        for score, box in zip(d["scores"][d["labels"] == label], d["boxes"][d["labels"] == label], strict=True)
+    ]
+    entries.sort(key=lambda entry: -entry[0])
+    matched = [np.zeros(int(np.sum(t["labels"] == label)), dtype=bool) for t in truth]
+    tp, fp = np.zeros(len(entries)), np.zeros(len(entries))
+    for index, (_, image, box) in enumerate(entries):
+        mask = truth[image]["labels"] == label
+        gt_boxes, gt_difficult = truth[image]["boxes"][mask], truth[image]["difficult"][mask]
+        if len(gt_boxes) == 0:
+            fp[index] = 1
+            continue
+        overlaps = _iou(box, gt_boxes)
+        best = int(np.argmax(overlaps))
+        if overlaps[best] < iou:
+            fp[index] = 1
+        elif gt_difficult[best]:
+            continue  # neither a true nor a false positive
+        elif not matched[image][best]:
+            matched[image][best] = True
+            tp[index] = 1
+        else:
+            fp[index] = 1
+    tp, fp = np.cumsum(tp), np.cumsum(fp)
+    precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+    return average_precision(tp / positives, precision, method)
+
+
 def voc_map(
     detections: Sequence[dict[str, Any]],
     ground_truth: Sequence[dict[str, Any]],
@@ -73,56 +123,10 @@ def voc_map(
     """
     if len(detections) != len(ground_truth):
         raise ValueError(f"{len(detections)} detection entries for {len(ground_truth)} images")
-    truth = [
-        {
-            "boxes": _numpy(t["boxes"]).reshape(-1, 4).astype(np.float64),
-            "labels": _numpy(t["labels"]).astype(np.int64),
-            "difficult": _numpy(t.get("difficult", np.zeros(len(t["labels"]), bool))).astype(bool),
-        }
-        for t in ground_truth
-    ]
-    found = [
-        {
-            "boxes": _numpy(d["boxes"]).reshape(-1, 4).astype(np.float64),
-            "labels": _numpy(d["labels"]).astype(np.int64),
-            "scores": _numpy(d["scores"]).astype(np.float64),
-        }
-        for d in detections
-    ]
-    aps: dict[int, float] = {}
-    for label in range(1, num_classes):
-        positives = sum(int(np.sum((t["labels"] == label) & ~t["difficult"])) for t in truth)
-        if positives == 0:
-            continue
-        entries = [
-            (score, image, box)
-            for image, d in enumerate(found)
-            for score, box in zip(d["scores"][d["labels"] == label], d["boxes"][d["labels"] == label], strict=True)
-        ]
-        entries.sort(key=lambda entry: -entry[0])
-        matched = [np.zeros(int(np.sum(t["labels"] == label)), dtype=bool) for t in truth]
-        tp = np.zeros(len(entries))
-        fp = np.zeros(len(entries))
-        for index, (_, image, box) in enumerate(entries):
-            mask = truth[image]["labels"] == label
-            gt_boxes = truth[image]["boxes"][mask]
-            gt_difficult = truth[image]["difficult"][mask]
-            if len(gt_boxes) == 0:
-                fp[index] = 1
-                continue
-            overlaps = _iou(box, gt_boxes)
-            best = int(np.argmax(overlaps))
-            if overlaps[best] < iou_threshold:
-                fp[index] = 1
-            elif gt_difficult[best]:
-                continue  # neither a true nor a false positive
-            elif not matched[image][best]:
-                matched[image][best] = True
-                tp[index] = 1
-            else:
-                fp[index] = 1
-        tp, fp = np.cumsum(tp), np.cumsum(fp)
-        recall = tp / positives
-        precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
-        aps[label] = average_precision(recall, precision, method)
+    found, truth = _arrays(detections, "scores"), _arrays(ground_truth, "difficult")
+    aps = {
+        label: ap
+        for label in range(1, num_classes)
+        if (ap := _label_ap(found, truth, label, iou_threshold, method)) is not None
+    }
     return {"map": float(np.mean(list(aps.values()))) if aps else 0.0, "ap": aps}

@@ -90,15 +90,6 @@ def gather_objects(value: Any, context: DistContext) -> list[Any]:
     return gathered
 
 
-def broadcast_object(value: Any, context: DistContext) -> Any:
-    """Rank 0's ``value`` on every rank."""
-    if not context.distributed:
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def barrier(context: DistContext) -> None:
     if context.distributed:
         dist.barrier()

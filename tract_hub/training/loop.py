@@ -17,8 +17,8 @@ Example (a tiny version of the demo recipe, about a second on a CPU):
     >>> from tract_hub.training.demo_recipe import demo_recipe
     >>> small = ["train.epochs=1", "data.digits.size=8", "model.kwargs.width=4", "data.max_train_samples=128"]
     >>> result = train(demo_recipe(small), tempfile.mkdtemp() + "/run", device="cpu")
-    >>> sorted(result.summary["final"]), result.summary["first_layers"]
-    (['top1', 'top5', 'train_loss', 'val_loss'], ['conv1'])
+    >>> sorted(result.summary.final), result.summary.first_layers
+    (['top1', 'top5', 'train_loss', 'val_loss'], ('conv1',))
 """
 
 from __future__ import annotations
@@ -39,17 +39,19 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from ..artifacts.curves import Curve, plot_curves
+from ..artifacts.run_dir import ModelRecord, RunDirectory, RunSummary
 from ..errors import DataError, InvalidArgumentError, RecipeError, TrActStateError
 from . import checkpoint
 from .data import DataSplits, build_datasets
 from .distributed import DistContext, all_reduce_sum, barrier, setup_distributed, teardown_distributed
-from .evaluation import autocast, evaluate_classifier, evaluate_detector, to_device
+from .environment import environment_record
+from .evaluation import autocast, to_device
 from .modeling import BuiltModel, build_model, install_tract
+from .objective import build_objective
 from .optim import build_optimizers, build_schedulers
-from .plots import plot_run_curves
 from .progress import progress, progress_wanted
 from .recipe import Recipe, dump_recipe, parse_yaml, recipe_to_data
-from .run_dir import SUMMARY_FORMAT_VERSION, RunDirectory, environment_record
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ class TrainResult:
     """What :func:`train` returns: the run directory, its summary, and the trained model (rank 0's)."""
 
     run_dir: Path
-    summary: dict[str, Any]
+    summary: RunSummary
     model: nn.Module
     is_main: bool = True  # False on the other ranks under torchrun (their summary has no metrics)
 
@@ -126,7 +128,8 @@ class Trainer:
 
         seed_everything(self.config.seed)
         self.data: DataSplits = self._build_datasets()
-        self.detection = self.data.task == "detection"
+        self.objective = build_objective(recipe.data.dataset, self.config, self.data.num_classes)
+        self.task = self.objective.task
         self.built: BuiltModel = build_model(recipe, self.data.num_classes)
         self.model = self.built.model.to(self.device)
         if self.config.channels_last:
@@ -152,8 +155,6 @@ class Trainer:
         self.forward_model: nn.Module = (
             torch.compile(self.parallel_model) if self.config.compile else self.parallel_model
         )
-        self.criterion = self._criterion()
-        self.mixup = self._mixup()
         self.global_step = 0
         self.diverged_at: int | None = None
         self.best: dict[str, Any] = {}
@@ -223,62 +224,23 @@ class Trainer:
         sampler = ShardSampler(len(self.data.val), self.context.rank, self.context.world_size)
         return DataLoader(self.data.val, batch_size=size, sampler=sampler, **self._loader_options())
 
-    def _criterion(self) -> nn.Module | None:
-        if self.detection:
-            return None
-        soft_targets = self.config.mixup > 0 or self.config.cutmix > 0
-        if self.config.loss == "bce":
-            from timm.loss import BinaryCrossEntropy
-
-            return BinaryCrossEntropy(smoothing=0.0 if soft_targets else self.config.label_smoothing)
-        if soft_targets:
-            from timm.loss import SoftTargetCrossEntropy
-
-            return SoftTargetCrossEntropy()
-        return nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
-
-    def _mixup(self) -> Any:
-        if self.detection or not (self.config.mixup > 0 or self.config.cutmix > 0):
-            return None
-        from timm.data import Mixup
-
-        return Mixup(
-            mixup_alpha=self.config.mixup,
-            cutmix_alpha=self.config.cutmix,
-            label_smoothing=self.config.label_smoothing,
-            num_classes=self.data.num_classes,
-        )
-
     # -- one optimizer step --------------------------------------------------------------------------------
     def _micro_batches(self, size: int) -> list[torch.Tensor]:
         return [part for part in torch.arange(size).tensor_split(self.config.accum_steps) if len(part)]
 
-    def _loss(self, inputs: Any, targets: Any) -> torch.Tensor:
-        if self.detection:
-            losses = self.forward_model(inputs, targets)
-            return sum(losses.values())
-        return self.criterion(self.forward_model(inputs), targets)
-
     def _train_step(self, inputs: Any, targets: Any) -> float:
         """One optimizer step on this rank's batch; returns the summed loss (loss x samples)."""
-        if self.detection:
-            targets = [{"boxes": t["boxes"][~t["difficult"]], "labels": t["labels"][~t["difficult"]]} for t in targets]
-        elif self.mixup is not None:
-            inputs, targets = self.mixup(inputs, targets)
+        inputs, targets = self.objective.prepare(inputs, targets)
         size = len(inputs)
         parts = self._micro_batches(size)
         total = 0.0
         for index, part in enumerate(parts):
             last = index == len(parts) - 1
             sync = self.parallel_model.no_sync() if self.context.distributed and not last else contextlib.nullcontext()
-            if self.detection:
-                micro_inputs = [inputs[i] for i in part.tolist()]
-                micro_targets = [targets[i] for i in part.tolist()]
-            else:
-                micro_inputs, micro_targets = inputs[part], targets[part]
+            micro_inputs, micro_targets = self.objective.take(inputs, targets, part)
             with sync:
                 with autocast(self.config.precision, self.device):
-                    loss = self._loss(micro_inputs, micro_targets)
+                    loss = self.objective.loss(self.forward_model, micro_inputs, micro_targets)
                 self.scaler.scale(loss * (len(part) / size)).backward()
             total += float(loss.detach()) * len(part)
         for optimizer in self.optimizers:
@@ -300,7 +262,7 @@ class Trainer:
         self.model.train()
         self.sampler.set_epoch(epoch)
         seed_everything(self.config.seed, epoch, self.context.rank)
-        channels_last = self.config.channels_last and not self.detection
+        channels_last = self.config.channels_last and self.objective.channels_last
         loss_sum, samples = 0.0, 0
         start = time.perf_counter()
         batches = progress(
@@ -328,9 +290,7 @@ class Trainer:
     def evaluate(self) -> dict[str, float | None]:
         """Validation metrics of the current weights (every rank takes part)."""
         options = {"precision": self.config.precision, "show_progress": self.show_progress}
-        if self.detection:
-            return evaluate_detector(self.model, self.val_loader, self.context, self.data.num_classes, **options)
-        return evaluate_classifier(
+        return self.objective.evaluate(
             self.model, self.val_loader, self.context, channels_last=self.config.channels_last, **options
         )
 
@@ -364,32 +324,31 @@ class Trainer:
         checkpoint.restore_rng_state(state["rng"])
         return int(state["epoch"])
 
-    def summary(self, epochs_done: int, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        metric = "map" if self.detection else "top1"
-        keys = ("map", "train_loss") if self.detection else ("top1", "top5", "val_loss", "train_loss")
+    def summary(self, epochs_done: int, rows: Sequence[dict[str, Any]]) -> RunSummary:
+        metric = self.task.main_metric
         evaluated = [row for row in rows if row.get(metric) is not None]
-        final = {k: evaluated[-1].get(k) for k in keys} if evaluated else {}
-        model_record: dict[str, Any] = {"architecture": self.built.architecture, "kwargs": self.built.kwargs}
-        if self.recipe.model.detector != "none":
-            model_record["detector"] = self.recipe.model.detector
-        if self.recipe.model.input_norm != "none":
-            model_record["input_norm"] = self.recipe.model.input_norm
-        return {
-            "format_version": SUMMARY_FORMAT_VERSION,
-            "name": self.run_dir.path.name,
-            "recipe_name": self.recipe.name,
-            "model": model_record,
-            "dataset": self.recipe.data.dataset,
-            "num_classes": self.data.num_classes,
-            "lam": self.recipe.lam,
-            "exact": self.exact,
-            "first_layers": list(self.first_layers),
-            "epochs": epochs_done,
-            "complete": epochs_done >= self.config.epochs,
-            "diverged_at_epoch": self.diverged_at,
-            "final": final,
-            "best": dict(self.best),
-        }
+        final = {k: evaluated[-1].get(k) for k in self.task.summary_keys} if evaluated else {}
+        model = self.recipe.model
+        return RunSummary(
+            name=self.run_dir.path.name,
+            recipe_name=self.recipe.name,
+            model=ModelRecord(
+                self.built.architecture,
+                dict(self.built.kwargs),
+                detector=model.detector if model.detector != "none" else None,
+                input_norm=model.input_norm if model.input_norm != "none" else None,
+            ),
+            dataset=self.recipe.data.dataset,
+            num_classes=self.data.num_classes,
+            lam=self.recipe.lam,
+            exact=self.exact,
+            first_layers=tuple(self.first_layers),
+            epochs=epochs_done,
+            complete=epochs_done >= self.config.epochs,
+            diverged_at_epoch=self.diverged_at,
+            final=final,
+            best=dict(self.best),
+        )
 
     # -- the run -------------------------------------------------------------------------------------------
     def _prepare_directory(self, resume: bool) -> int:
@@ -408,7 +367,7 @@ class Trainer:
                     f"--resume: the recipe differs from {run_dir.recipe_path} at {', '.join(differences[:8])}; "
                     "resume with the same recipe and overrides"
                 )
-        found = checkpoint.checkpoint_directory(run_dir.last_checkpoint) if resume else None
+        found = checkpoint.checkpoint_directory(run_dir.checkpoint("last")) if resume else None
         barrier(self.context)  # every rank has looked at the directory before rank 0 writes into it
         start = 0
         if found is not None:
@@ -420,34 +379,37 @@ class Trainer:
         elif resume:
             logger.warning("--resume: %s has no checkpoint yet; starting from the beginning", run_dir.path)
         if self.context.is_main:
-            if start == 0 and run_dir.metrics_path.exists():
-                run_dir.metrics_path.unlink()
-            elif start:
-                run_dir.truncate_metrics(start)
-            run_dir.write_recipe(text)
-            extra = {
-                "channels_last": self.config.channels_last,
-                "compile": self.config.compile,
-                "accum_steps": self.config.accum_steps,
-                "micro_batch_per_rank": self.rank_batch // self.config.accum_steps,
-                "resumed_after_epoch": start or None,
-            }
-            run_dir.write_environment(
-                environment_record(
-                    device=self.device,
-                    world_size=self.context.world_size,
-                    precision=self.config.precision,
-                    exact=self.exact,
-                    exact_reason=self.exact_reason,
-                    extra=extra,
-                )
-            )
+            self._write_start(start, text)
         barrier(self.context)
         return start
 
+    def _write_start(self, start: int, recipe_text: str) -> None:
+        """Before the first epoch (rank 0): metrics rows of the epochs to train dropped, recipe and environment."""
+        run_dir = self.run_dir
+        if start == 0 and run_dir.metrics_path.exists():
+            run_dir.metrics_path.unlink()
+        elif start:
+            run_dir.truncate_metrics(start)
+        run_dir.write_recipe(recipe_text)
+        extra = {
+            "channels_last": self.config.channels_last,
+            "compile": self.config.compile,
+            "accum_steps": self.config.accum_steps,
+            "micro_batch_per_rank": self.rank_batch // self.config.accum_steps,
+            "resumed_after_epoch": start or None,
+        }
+        environment = environment_record(
+            device=self.device,
+            world_size=self.context.world_size,
+            precision=self.config.precision,
+            exact=self.exact,
+            exact_reason=self.exact_reason,
+            extra=extra,
+        )
+        run_dir.write_environment(environment)
+
     def run(self, resume: bool = False) -> TrainResult:
         start = self._prepare_directory(resume)
-        metric = "map" if self.detection else "top1"
         logger.info(
             "training %s (%s) for %d epochs: %d steps/epoch, batch %d = %d rank(s) x %d micro-batch(es) x %d",
             self.recipe.name,
@@ -460,42 +422,54 @@ class Trainer:
             self.rank_batch // self.config.accum_steps,
         )
         for epoch in range(start, self.config.epochs):
-            row: dict[str, Any] = {"epoch": epoch + 1, **self._train_epoch(epoch), "lr": self.last_lr}
-            last_epoch = epoch + 1 == self.config.epochs
-            evaluated = (epoch + 1) % self.config.eval_every == 0 or last_epoch
-            scores = self.evaluate() if evaluated else {}
-            keys = ("val_loss", "map") if self.detection else ("val_loss", "top1", "top5")
-            row.update({key: scores.get(key) for key in keys})
-            row["tract"] = {"lam": self.recipe.lam, "exact": self.exact}
-            improved = evaluated and (not self.best or scores[metric] > self.best[metric])
-            if improved:
-                self.best = {"epoch": epoch + 1, **{k: v for k, v in scores.items() if v is not None}}
-            if self.context.is_main:
-                self._write_epoch(epoch + 1, row, improved)
-            barrier(self.context)
-            if not math.isfinite(row["train_loss"]):
-                self.diverged_at = epoch + 1
-                logger.error(
-                    "training diverged: train_loss=%s in epoch %d; stopping (no checkpoint of this epoch). Lower "
-                    "optimizer.lr or set train.grad_clip",
-                    row["train_loss"],
-                    epoch + 1,
-                )
+            if not self._epoch(epoch):
                 break
-            logger.info(
-                "epoch %d/%d  train_loss %.4f  %s  %.1fs",
-                epoch + 1,
-                self.config.epochs,
+        return self._finish()
+
+    def _epoch(self, epoch: int) -> bool:
+        """Train, evaluate and record one epoch; False when training diverged (a non-finite loss)."""
+        metric = self.task.main_metric
+        row: dict[str, Any] = {"epoch": epoch + 1, **self._train_epoch(epoch), "lr": self.last_lr}
+        evaluated = (epoch + 1) % self.config.eval_every == 0 or epoch + 1 == self.config.epochs
+        scores = self.evaluate() if evaluated else {}
+        row.update({key: scores.get(key) for key in self.task.eval_keys})
+        row["tract"] = {"lam": self.recipe.lam, "exact": self.exact}
+        improved = evaluated and (not self.best or scores[metric] > self.best[metric])
+        if improved:
+            self.best = {"epoch": epoch + 1, **{k: v for k, v in scores.items() if v is not None}}
+        if self.context.is_main:
+            self._write_epoch(epoch + 1, row, improved)
+        barrier(self.context)
+        if not math.isfinite(row["train_loss"]):
+            self.diverged_at = epoch + 1
+            logger.error(
+                "training diverged: train_loss=%s in epoch %d; stopping (no checkpoint of this epoch). Lower "
+                "optimizer.lr or set train.grad_clip",
                 row["train_loss"],
-                f"{metric} {row[metric]:.4f}" if row.get(metric) is not None else "(not evaluated)",
-                row["epoch_time_s"],
+                epoch + 1,
             )
+            return False
+        shown = f"{metric} {row[metric]:.4f}" if row.get(metric) is not None else "(not evaluated)"
+        logger.info(
+            "epoch %d/%d  train_loss %.4f  %s  %.1fs",
+            epoch + 1,
+            self.config.epochs,
+            row["train_loss"],
+            shown,
+            row["epoch_time_s"],
+        )
+        return True
+
+    def _finish(self) -> TrainResult:
+        """The summary and the curves of the run (rank 0 writes them)."""
         rows = self.run_dir.read_metrics() if self.context.is_main else []
         done = self.config.epochs if self.diverged_at is None else self.diverged_at - 1
         summary = self.summary(done, rows)
         if self.context.is_main:
             self.run_dir.write_summary(summary)
-            plot_run_curves(rows, self.run_dir.curves_path, title=f"{self.recipe.name} ({self.recipe.variant})")
+            title = f"{self.recipe.name} ({self.recipe.variant})"
+            curve = Curve(self.recipe.variant, self.recipe.lam is not None, rows)
+            plot_curves([curve], self.run_dir.curves_path, self.task, title=title)
         barrier(self.context)
         return TrainResult(self.run_dir.path, summary, self.model, self.context.is_main)
 
@@ -505,8 +479,8 @@ class Trainer:
             return
         state = self.training_state(epoch)
         if improved:
-            checkpoint.save_checkpoint(self.run_dir.best_checkpoint, self.model.state_dict(), state)
-        checkpoint.save_checkpoint(self.run_dir.last_checkpoint, self.model.state_dict(), state)
+            checkpoint.save_checkpoint(self.run_dir.checkpoint("best"), self.model.state_dict(), state)
+        checkpoint.save_checkpoint(self.run_dir.checkpoint("last"), self.model.state_dict(), state)
         self.run_dir.write_summary(self.summary(epoch, self.run_dir.read_metrics()))
 
 

@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -23,8 +22,14 @@ from typing import Any
 
 from torch import nn
 
+from .._api import patch
+from ..artifacts.checkpoint import CONFIG_NAME, from_pretrained, read_config
+from ..artifacts.run_dir import RunDirectory
+from ..artifacts.task import DETECTION
 from ..errors import HubError, RecipeError, TrActError
 from ..models import create_model, resolve_architecture
+from ..patching import patched_layers
+from ..registry import locate
 from . import detector
 from .input_norm import apply_input_norm
 from .recipe import Recipe
@@ -47,11 +52,6 @@ def canonical_architecture(name: str) -> str:
     return f"{source}:{arch}"
 
 
-def is_run_directory(path: str | Path) -> bool:
-    path = Path(path)
-    return (path / "summary.json").is_file() and (path / "checkpoints" / "best" / "model.safetensors").is_file()
-
-
 def _adapt_state_dict(model: nn.Module, state: dict[str, Any]) -> dict[str, Any]:
     """The model family's own timm ``checkpoint_filter_fn`` (e.g. a ViT's position embedding resampled to a new
     resolution), when it has one."""
@@ -68,14 +68,15 @@ def _from_run_directory(path: Path, num_classes: int, overrides: dict[str, Any])
     """
     from safetensors.torch import load_file
 
-    summary = json.loads((path / "summary.json").read_text())
-    if summary.get("model", {}).get("detector") or summary.get("model", {}).get("input_norm"):
+    run = RunDirectory(path)
+    record = run.read_summary().model
+    if record.wrappers:
         raise RecipeError(f"model.init={str(path)!r}: a detector or input-norm ablation run cannot be fine-tuned here")
-    architecture = canonical_architecture(summary["model"]["architecture"])
-    saved_kwargs = dict(summary["model"].get("kwargs", {}))
+    architecture = canonical_architecture(record.architecture)
+    saved_kwargs = dict(record.kwargs)
     kwargs = {**saved_kwargs, **{k: v for k, v in overrides.items() if k != "num_classes"}}
     model = create_model(architecture, **kwargs)
-    state = load_file(str(path / "checkpoints" / "best" / "model.safetensors"))
+    state = load_file(str(run.weights("best")))
     if kwargs != saved_kwargs:
         state = _adapt_state_dict(model, state)
     model.load_state_dict(state, strict=True)
@@ -92,19 +93,15 @@ def _from_run_directory(path: Path, num_classes: int, overrides: dict[str, Any])
 
 
 def _from_hub(init: str, num_classes: int) -> BuiltModel:
-    try:
-        from ..hub import from_pretrained
-    except ImportError as error:  # the hub room is not installed in this checkout
-        raise TrActError(f"model.init={init!r} needs tract_hub.hub ({error})") from None
     model = from_pretrained(init, num_classes=num_classes)
     architecture = _architecture_of(model, init)
     return BuiltModel(model, architecture, {"num_classes": num_classes})
 
 
 def _architecture_of(model: nn.Module, init: str) -> str:
-    config_path = Path(init) / "config.json"
+    config_path = Path(init) / CONFIG_NAME
     if config_path.is_file():
-        name = json.loads(config_path.read_text()).get("architecture")
+        name = read_config(config_path).get("architecture")
         if isinstance(name, str):
             return canonical_architecture(name)
     pretrained_cfg = getattr(model, "pretrained_cfg", None) or {}
@@ -117,7 +114,7 @@ def build_model(recipe: Recipe, num_classes: int) -> BuiltModel:
     """The (unpatched) model of ``recipe`` for a data set of ``num_classes`` classes."""
     config = recipe.model
     if config.init is not None:
-        if is_run_directory(config.init):
+        if RunDirectory.holds_run(config.init):
             built = _from_run_directory(Path(config.init), num_classes, config.kwargs)
         elif config.kwargs:
             raise RecipeError(
@@ -151,15 +148,8 @@ def first_layer_names(model: nn.Module, recipe: Recipe) -> list[str]:
     """The first layer(s): the recipe's ``target``, the detector's backbone stem, or tract_hub's registry."""
     if recipe.target is not None:
         return [recipe.target] if isinstance(recipe.target, str) else list(recipe.target)
-    if recipe.is_detection:
+    if recipe.task is DETECTION:
         return [detector.FIRST_LAYER]
-    try:
-        from ..registry import locate
-    except ImportError:
-        raise RecipeError(
-            "this checkout has no tract_hub.registry to locate the first layer; set 'target' in the recipe "
-            "(the qualified name of the first Linear/convolution, e.g. target: conv1)"
-        ) from None
     return [layer.name for layer in locate(model)]
 
 
@@ -173,16 +163,8 @@ def install_tract(model: nn.Module, recipe: Recipe, *, exact: bool) -> list[str]
                 raise
             logger.warning("vanilla run: the first layer is not recorded (%s)", error)
             return []
-    import tract_hub
-
     target = None
-    if recipe.target is not None or recipe.is_detection:
+    if recipe.target is not None or recipe.task is DETECTION:
         target = first_layer_names(model, recipe)
-    try:
-        tract_hub.patch(model, recipe.lam, target=target, exact=exact)
-    except ModuleNotFoundError as error:
-        if error.name != "tract_hub.registry":
-            raise
-        first_layer_names(model, recipe)  # raises the RecipeError that says to set 'target'
-        raise
-    return [layer.name for layer in tract_hub.patched_layers(model)]
+    patch(model, recipe.lam, target=target, exact=exact)
+    return [layer.name for layer in patched_layers(model)]

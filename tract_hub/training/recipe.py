@@ -22,8 +22,9 @@ from typing import Any, Literal
 
 import yaml
 
+from ..artifacts.schema import from_data, set_path, to_data
+from ..artifacts.task import Task, task_of
 from ..errors import RecipeError
-from .schema import from_data, set_path, to_data
 
 #: The recipe format this version of tract_hub reads and writes.
 FORMAT_VERSION = 1
@@ -306,8 +307,9 @@ class Recipe:
         )
 
     @property
-    def is_detection(self) -> bool:
-        return self.model.detector != "none"
+    def task(self) -> Task:
+        """Classification or detection (from ``data.dataset``; detection needs ``model.detector``)."""
+        return task_of(self.data.dataset)
 
     @property
     def variant(self) -> str:

@@ -50,7 +50,6 @@ class DataSplits:
     val: Dataset
     num_classes: int
     in_chans: int
-    task: str = "classification"  # or "detection"
     collate: Callable[..., Any] | None = None
 
 
@@ -132,7 +131,7 @@ def _voc(config: DataConfig, root: Path) -> DataSplits:
         voc.download_voc2007(root)
     train = voc.VocDetection(root, "trainval", flip=config.augment == "finetune")
     val = voc.VocDetection(root, "test")
-    return DataSplits(train, val, voc.NUM_DETECTION_CLASSES, 3, task="detection", collate=voc.collate_detection)
+    return DataSplits(train, val, voc.NUM_DETECTION_CLASSES, 3, collate=voc.collate_detection)
 
 
 def build_datasets(config: DataConfig) -> DataSplits:

@@ -184,23 +184,3 @@ class CifarDataset(torch.utils.data.Dataset):
         if self.transform is not None:
             image = self.transform(image)
         return image, int(self.arrays.labels[index])
-
-
-def write_cifar(root: str | Path, name: str, train: CifarArrays, test: CifarArrays) -> Path:
-    """Write arrays in the official on-disk format (for tests and small custom sets); returns the folder."""
-    layout = LAYOUTS[name]
-    folder = cifar_folder(root, name)
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def dump(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
-        data = images.transpose(0, 3, 1, 2).reshape(len(images), -1).astype(np.uint8)
-        with open(path, "wb") as handle:
-            pickle.dump({"data": data, layout.label_key: [int(v) for v in labels]}, handle)
-
-    parts = np.array_split(np.arange(len(train.labels)), len(layout.train_files))
-    for file, index in zip(layout.train_files, parts, strict=True):
-        dump(folder / file, train.images[index], train.labels[index])
-    dump(folder / layout.test_files[0], test.images, test.labels)
-    with open(folder / layout.meta_file, "wb") as handle:
-        pickle.dump({layout.names_key: list(train.classes)}, handle)
-    return folder

@@ -1,8 +1,11 @@
 """The weights file: safetensors only, written from a state_dict, verified by size and sha256, loaded strictly.
 
+A state dict that does not fit a model is described key by key (:func:`describe_difference`): missing,
+unexpected and mismatched keys with their shapes.
+
 Example:
     >>> import pathlib, tempfile, torch
-    >>> from tract_hub.hub.weights import load_strict, read_weights, write_weights
+    >>> from tract_hub.artifacts.checkpoint.weights import load_strict, read_weights, write_weights
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.safetensors"
     >>> model = torch.nn.Linear(2, 2)
     >>> write_weights(model, path)["bytes"] > 0
@@ -21,11 +24,35 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..errors import CheckpointIntegrityError, HubError
-from .architecture import describe_difference, shapes_of
-from .layout import fsync_file, sha256_file
+from ...errors import CheckpointIntegrityError, HubError
+from ..files import fsync_file, sha256_file
 
 logger = logging.getLogger(__name__)
+
+
+def shapes_of(state_dict: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    return {key: tuple(value.shape) for key, value in state_dict.items()}
+
+
+def describe_difference(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], limit: int = 5) -> str:
+    """Human-readable missing / unexpected / mismatched keys between two key -> shape maps ('' if equal)."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    mismatched = sorted(key for key in set(expected) & set(found) if expected[key] != found[key])
+    parts = []
+
+    def listing(keys: list[str]) -> str:
+        more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+        return ", ".join(keys[:limit]) + more
+
+    if missing:
+        parts.append(f"{len(missing)} missing key(s): {listing(missing)}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key(s): {listing(unexpected)}")
+    if mismatched:
+        shown = [f"{key} {found[key]} vs {expected[key]}" for key in mismatched]
+        parts.append(f"{len(mismatched)} shape mismatch(es) (found vs expected): {listing(shown)}")
+    return "; ".join(parts)
 
 
 def _plain_tensors(state_dict: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -45,10 +72,15 @@ def _plain_tensors(state_dict: dict[str, Any]) -> dict[str, torch.Tensor]:
     return tensors
 
 
+def save_state_dict(state_dict: dict[str, Any], path: Path) -> None:
+    """Save a state_dict as safetensors at ``path``, flushed to disk."""
+    save_file(_plain_tensors(state_dict), str(path), metadata={"format": "pt"})
+    fsync_file(path)
+
+
 def write_weights(model: nn.Module, path: Path) -> dict[str, Any]:
     """Save ``model.state_dict()`` as safetensors at ``path``; returns ``{"sha256", "bytes"}`` of the file."""
-    save_file(_plain_tensors(model.state_dict()), str(path), metadata={"format": "pt"})
-    fsync_file(path)
+    save_state_dict(model.state_dict(), path)
     return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
@@ -80,8 +112,8 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise CheckpointIntegrityError(
-            f"weights file {str(path)!r} is not a readable safetensors file ({error}); it is truncated or "
-            "corrupted. Download or copy the checkpoint again"
+            f"weights file {str(path)!r} cannot be read as safetensors: it is not a readable safetensors file "
+            f"({error}); it is truncated or corrupted. Download or copy the checkpoint again"
         ) from error
 
 

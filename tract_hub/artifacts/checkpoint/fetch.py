@@ -6,7 +6,7 @@ the plain ``"org/name[@revision]"``. Hub files go through ``huggingface_hub.hf_h
 failure becomes a :class:`HubError` that says what is wrong and what to do.
 
 Example:
-    >>> from tract_hub.hub.sources import parse_source
+    >>> from tract_hub.artifacts.checkpoint.fetch import parse_source
     >>> parse_source("hf-hub:org/name@v1")
     CheckpointSource(kind='hub', location='org/name', revision='v1')
 """
@@ -19,8 +19,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._version import __version__
-from ..errors import CheckpointIntegrityError, HubError, InvalidArgumentError
+from ..._version import __version__
+from ...errors import CheckpointIntegrityError, HubError, InvalidArgumentError
 from .layout import PICKLE_WEIGHT_NAMES, WEIGHTS_NAME
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""``from_pretrained`` (build, verify, load strictly, optionally patch and re-head) and ``pull`` (a verified copy).
+"""Reading a checkpoint: ``from_pretrained`` builds, verifies, loads strictly, optionally patches and re-heads.
 
 Loading never unpickles (safetensors only), builds only timm architectures and torchvision builders named in
 ``config.json`` (through :func:`tract_hub.models.create_model`, never an import path), checks the weights' size
@@ -20,20 +20,18 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from ..errors import CheckpointIntegrityError, InvalidArgumentError
-from ..patching.api import check_lam
-from .architecture import ArchitectureSpec, build
-from .atomic import atomic_directory
+from ...errors import CheckpointIntegrityError, InvalidArgumentError
+from ...patching.api import check_lam
+from ..metadata import TrActMetadata, read_metadata
+from .fetch import fetch_file, parse_source
 from .heads import replace_head
-from .layout import CARD_NAME, CONFIG_NAME, CURVES_NAME, WEIGHTS_NAME
-from .metadata import read_metadata, recorded_lam
-from .sources import CheckpointSource, fetch_file, parse_source
+from .layout import CONFIG_NAME, WEIGHTS_NAME
+from .spec import ArchitectureSpec, build
 from .weights import load_strict, read_weights, verify_weights
 
 logger = logging.getLogger(__name__)
@@ -76,8 +74,8 @@ def _timm_pretrained_cfg(config: dict[str, Any], architecture: str) -> dict[str,
 
 
 def _verified_state(config: dict[str, Any], weights: Path) -> dict[str, Any]:
-    block = read_metadata(config)
-    verify_weights(weights, block.get("weights_sha256"), block.get("weights_bytes"))
+    metadata = read_metadata(config) or TrActMetadata()
+    verify_weights(weights, metadata.weights_sha256, metadata.weights_bytes)
     return read_weights(weights)
 
 
@@ -145,55 +143,23 @@ def from_pretrained(
     if num_classes is not None:
         replace_head(model, num_classes)
     if patched:
-        _patch_for_fine_tuning(model, read_metadata(config), lam, exact)
+        _patch_for_fine_tuning(model, read_metadata(config) or TrActMetadata(), lam, exact)
     logger.info("loaded %s from %s", config["architecture"], where)
     return model
 
 
-def _patch_for_fine_tuning(model: nn.Module, block: dict[str, Any], lam: float | None, exact: bool) -> None:
-    from .._api import patch
+def _patch_for_fine_tuning(model: nn.Module, metadata: TrActMetadata, lam: float | None, exact: bool) -> None:
+    """Patch the recorded first layer(s) (else the located ones) with ``lam``, else the recorded lambda (per
+    layer where the layers differ), else 0.1."""
+    from ..._api import patch
 
-    recorded = recorded_lam(block)
+    layers = list(metadata.first_layers) or None
+    if lam is None and metadata.layer_lams:
+        logger.info("TrAct lam per layer, as recorded in the checkpoint: %s", metadata.layer_lams)
+        for layer, value in metadata.lams().items():
+            patch(model, value, target=layer, exact=exact)
+        return
     if lam is None:
-        lam = recorded if recorded is not None else 0.1
-        logger.info("TrAct lam=%s (%s)", lam, "recorded in the checkpoint" if recorded is not None else "default")
-    first_layers = block.get("first_layers") or None
-    patch(model, lam, target=first_layers, exact=exact)
-
-
-def pull(
-    source: str | os.PathLike[str],
-    directory: str | os.PathLike[str],
-    *,
-    revision: str | None = None,
-    overwrite: bool = False,
-    cache_dir: str | os.PathLike[str] | None = None,
-    token: str | bool | None = None,
-) -> Path:
-    """Copy a checkpoint (config, weights, card, curves) into ``directory`` after verifying that it loads.
-
-    The copy is written atomically and only once the checkpoint has been built and loaded strictly.
-
-    Example:
-        >>> import tempfile, tract_hub
-        >>> from tract_hub.hub import pull
-        >>> from tract_hub.models import create_model
-        >>> saved = tract_hub.save_pretrained(create_model("timm:test_resnet"), tempfile.mkdtemp() + "/a")
-        >>> sorted(p.name for p in pull(saved, tempfile.mkdtemp() + "/b").iterdir())
-        ['README.md', 'config.json', 'model.safetensors']
-    """
-    where = parse_source(source, revision)
-    files = {name: fetch_file(where, name, cache_dir=cache_dir, token=token) for name in (CONFIG_NAME, WEIGHTS_NAME)}
-    for name in (CARD_NAME, CURVES_NAME):
-        files[name] = fetch_file(where, name, required=False, cache_dir=cache_dir, token=token)
-    load_checkpoint(files[CONFIG_NAME], files[WEIGHTS_NAME], str(where))
-    target = Path(directory)
-    with atomic_directory(target, overwrite=overwrite) as staging:
-        for name, path in files.items():
-            if path is not None:
-                shutil.copyfile(path, staging / name)
-    logger.info("pulled %s into %s", where, target)
-    return target
-
-
-__all__ = ["CheckpointSource", "from_pretrained", "load_checkpoint", "pull", "read_config"]
+        lam = metadata.lam if metadata.lam is not None else 0.1
+        logger.info("TrAct lam=%s (%s)", lam, "default" if metadata.lam is None else "recorded in the checkpoint")
+    patch(model, lam, target=layers, exact=exact)

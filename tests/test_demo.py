@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from tract_hub.cli import main
-from tract_hub.training.demo import format_demo_table, run_demo
+from tract_hub.demo import format_demo_table, run_demo
 
-from .builders import QUICK
+from .training.builders import QUICK
 
 
-def test_demo_end_to_end(tmp_path: Path) -> None:
+def test_demo_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")  # no progress bars
     result = run_demo(tmp_path / "out", epochs=2, seeds=1, device="cpu", overrides=QUICK)
     assert [p.name for p in result.run_dirs] == ["seed0-vanilla", "seed0-tract"]
     assert len(result.curves["vanilla"][0]) == len(result.curves["tract"][0]) == 2
@@ -45,3 +46,15 @@ def test_table_counts_the_seeds_tract_won() -> None:
 def test_demo_cli_refuses_bad_arguments(arguments, message, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", *arguments]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_docstring_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import doctest
+    import tempfile
+
+    import tract_hub.demo
+
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    result = doctest.testmod(tract_hub.demo, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

@@ -1,4 +1,6 @@
-"""The demo: the same small model trained with and without TrAct on data that needs no download.
+"""The demo (``tract-hub demo``): the same small model trained with and without TrAct on data that needs no
+download, then published in the Hub format and loaded back. It uses both training and the hub, so it sits
+above both.
 
 For each seed, the demo recipe (:mod:`~tract_hub.training.demo_recipe`) is trained twice with the same
 initialization and data order, vanilla and with TrAct. The demo prints the test accuracy per epoch (mean over the
@@ -27,11 +29,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import InvalidArgumentError, TrActStateError
-from .demo_recipe import demo_recipe
-from .loop import TrainResult, train
-from .plots import plot_paired_curves
-from .recipe import Recipe, recipe_to_data
+from .artifacts.checkpoint import from_pretrained
+from .artifacts.curves import plot_paired_curves
+from .artifacts.metadata import TrActMetadata
+from .artifacts.run_dir import RunDirectory
+from .errors import InvalidArgumentError, TrActStateError
+from .hub import save_pretrained
+from .training.data import build_datasets
+from .training.demo_recipe import demo_recipe
+from .training.loop import TrainResult, train
+from .training.recipe import Recipe, recipe_to_data
 
 logger = logging.getLogger(__name__)
 
@@ -87,25 +94,24 @@ def _save_and_reload(
     result: TrainResult, output_dir: Path, test_inputs: torch.Tensor, recipe: Recipe
 ) -> tuple[Path, float]:
     """Save the TrAct model in the Hub format, load it back, and compare outputs on ``test_inputs``."""
-    import tract_hub
-
     model: nn.Module = result.model.eval()
     summary = result.summary
-    path = tract_hub.save_pretrained(
+    metadata = TrActMetadata(
+        dataset=summary.dataset,
+        metrics=summary.final,
+        recipe=recipe_to_data(recipe),
+        recipe_name=summary.recipe_name,
+        epochs=summary.epochs,
+    )
+    path = save_pretrained(
         model,
         output_dir / CHECKPOINT_NAME,
-        architecture=summary["model"]["architecture"],
-        model_kwargs=summary["model"]["kwargs"],
-        metadata={
-            "lam": summary["lam"],
-            "first_layers": summary["first_layers"],
-            "dataset": "digits",
-            "metrics": summary["final"],
-            "recipe": recipe_to_data(recipe),
-        },
+        architecture=summary.model.architecture,
+        model_kwargs=summary.model.kwargs,
+        metadata=metadata,
         overwrite=True,
     )
-    loaded = tract_hub.from_pretrained(path).eval()
+    loaded = from_pretrained(path).eval()
     device = next(model.parameters()).device
     with torch.no_grad():
         expected = model(test_inputs.to(device)).cpu()
@@ -180,8 +186,6 @@ def _run_demo(
     plot = plot_paired_curves(curves, output_dir / "demo.png", title="digits 16x16, ResNet-8: vanilla vs TrAct")
     demo = DemoResult(output_dir, table, curves, plot, run_dirs=run_dirs)
     if save and tract_result is not None:
-        from .data import build_datasets
-
         val = build_datasets(demo_recipe(overrides).data).val
         test_inputs = torch.stack([val[index][0] for index in range(min(256, len(val)))])
         demo.checkpoint, demo.reload_max_abs_diff = _save_and_reload(
@@ -191,6 +195,4 @@ def _run_demo(
 
 
 def _read_rows(run_dir: Path) -> list[dict[str, Any]]:
-    from .run_dir import RunDirectory
-
     return RunDirectory(run_dir).read_metrics()

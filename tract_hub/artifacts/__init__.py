@@ -1,0 +1,36 @@
+"""What training writes and the hub reads (and the reverse): the files tract_hub produces, typed and versioned.
+
+Neither :mod:`tract_hub.training` nor :mod:`tract_hub.hub` owns these formats; both import them from here and
+not from each other:
+
+* ``run_dir``: a run directory (:class:`RunDirectory` writes and reads it; :class:`RunSummary` is its summary);
+* ``metadata``: TrAct's block in a checkpoint's ``config.json`` (:class:`TrActMetadata`);
+* ``checkpoint``: a Hub-format checkpoint directory (written by the hub, read by the hub and by fine-tuning);
+* ``task``: classification or detection, and the main metric that follows;
+* ``curves``: training curves of metrics rows; ``files``: atomic writes, JSON, sha256; ``schema``: typed
+  dataclasses from plain data (recipes, summaries, metadata).
+
+Example:
+    >>> from tract_hub.artifacts import TrActMetadata, task_of
+    >>> TrActMetadata(lam=0.1, first_layers=("conv1",)).to_json()["lam"], task_of("cifar10").main_metric
+    (0.1, 'top1')
+"""
+
+from .metadata import FORMAT_VERSION, METADATA_KEY, TrActMetadata, read_metadata
+from .run_dir import ModelRecord, Run, RunDirectory, RunSummary
+from .task import CLASSIFICATION, DETECTION, Task, task_of
+
+__all__ = [
+    "CLASSIFICATION",
+    "DETECTION",
+    "FORMAT_VERSION",
+    "METADATA_KEY",
+    "ModelRecord",
+    "Run",
+    "RunDirectory",
+    "RunSummary",
+    "Task",
+    "TrActMetadata",
+    "read_metadata",
+    "task_of",
+]

@@ -1,0 +1,275 @@
+"""The run directory: what the trainer writes and what ``tract-hub compare``, fine-tuning and the hub read.
+
+::
+
+    RUN_DIR/recipe.yaml        the resolved recipe, every key, sorted
+    RUN_DIR/environment.json   versions, device, world size, precision, TrAct's mode and why
+    RUN_DIR/metrics.jsonl      one JSON object per epoch
+    RUN_DIR/summary.json       the run in one object (:class:`RunSummary`, format_version 1)
+    RUN_DIR/checkpoints/{last,best}/   model.safetensors + training_state.pt
+    RUN_DIR/plots/curves.png
+
+:class:`RunDirectory` is the only code that knows these paths; it writes them (atomically) and reads them back
+(validated: an unknown key, a wrong type or a newer format version is refused, naming the file).
+
+Example:
+    >>> import tempfile
+    >>> run = RunDirectory(tempfile.mkdtemp())
+    >>> run.append_metrics({"epoch": 1, "top1": 0.5})
+    >>> run.write_summary(RunSummary(model=ModelRecord("timm:resnet18"), epochs=1, final={"top1": 0.5}))
+    >>> record = run.read()
+    >>> record.summary.epochs, [row["top1"] for row in record.history], record.main_metric
+    (1, [0.5], 'top1')
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import DataError, TrActError
+from .files import json_text, write_text_atomic
+from .schema import from_data, to_data
+from .task import Task, task_of
+
+logger = logging.getLogger(__name__)
+
+#: The version of ``summary.json`` this code writes and reads.
+SUMMARY_FORMAT_VERSION = 1
+
+WEIGHTS_FILE = "model.safetensors"
+TRAINING_STATE_FILE = "training_state.pt"
+CHECKPOINTS = ("best", "last")
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """The model a run trained: ``architecture`` (``"timm:<arch>"`` or ``"torchvision:<builder>"``; for a
+    detector, its backbone) with constructor ``kwargs``, and the wrappers of the paper's ablations."""
+
+    architecture: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    detector: str | None = None
+    input_norm: str | None = None
+
+    @property
+    def wrappers(self) -> list[str]:
+        """The wrappers around the architecture (a detector, an input normalization), by key."""
+        return [key for key in ("detector", "input_norm") if getattr(self, key)]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """``summary.json``: the run in one object."""
+
+    model: ModelRecord
+    format_version: int = SUMMARY_FORMAT_VERSION
+    name: str | None = None
+    recipe_name: str | None = None
+    dataset: str | None = None
+    num_classes: int | None = None
+    lam: float | None = None  # TrAct's lambda; None: the vanilla run
+    exact: bool = False
+    first_layers: tuple[str, ...] = ()
+    epochs: int | None = None  # epochs completed
+    complete: bool | None = None  # all planned epochs done
+    diverged_at_epoch: int | None = None
+    final: dict[str, Any] = field(default_factory=dict)  # the last evaluated epoch's metrics (number or null)
+    best: dict[str, Any] = field(default_factory=dict)  # the best epoch and its metrics
+    license: str | None = None  # for the model card (default: mit)
+
+    def __post_init__(self) -> None:
+        _check_summary_version(self.format_version)
+        if self.lam is not None and not (math.isfinite(self.lam) and self.lam > 0):
+            raise DataError(f"lam={self.lam!r}: expected a positive number, or null for a vanilla run")
+
+    @property
+    def task(self) -> Task:
+        return task_of(self.dataset)
+
+    def to_json(self) -> dict[str, Any]:
+        return to_data(self)
+
+
+def _check_summary_version(version: Any) -> None:
+    if version != SUMMARY_FORMAT_VERSION:
+        raise DataError(
+            f"format_version {version!r}: this tract_hub reads run format {SUMMARY_FORMAT_VERSION}; train the run "
+            "again with this version (tract-hub train), or read it with the tract_hub version that wrote it"
+        )
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run directory, read: its summary, resolved recipe (None if missing) and per-epoch metrics."""
+
+    directory: Path
+    summary: RunSummary
+    recipe: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.summary.name or self.directory.name
+
+    @property
+    def is_tract(self) -> bool:
+        return self.summary.lam is not None
+
+    @property
+    def label(self) -> str:
+        """``"name (vanilla)"`` or ``"name (TrAct λ=0.1)"``."""
+        lam = self.summary.lam
+        return f"{self.name} ({'vanilla' if lam is None else f'TrAct λ={lam}'})"
+
+    @property
+    def main_metric(self) -> str:
+        return self.summary.task.main_metric
+
+    def weights(self, which: str = "best") -> Path:
+        """The weights file of the ``best`` or ``last`` checkpoint; :class:`DataError` if it is missing."""
+        return RunDirectory(self.directory).weights(which)
+
+
+class RunDirectory:
+    """Paths, writers and readers of one run directory (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def holds_run(cls, path: str | os.PathLike[str]) -> bool:
+        """Whether ``path`` looks like a finished-epoch run directory (a summary and a best checkpoint)."""
+        run = cls(path)
+        return run.summary_path.is_file() and (run.checkpoint("best") / WEIGHTS_FILE).is_file()
+
+    # -- paths ---------------------------------------------------------------------------------------------
+    @property
+    def recipe_path(self) -> Path:
+        return self.path / "recipe.yaml"
+
+    @property
+    def environment_path(self) -> Path:
+        return self.path / "environment.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def curves_path(self) -> Path:
+        return self.path / "plots" / "curves.png"
+
+    def checkpoint(self, which: str) -> Path:
+        """The ``best`` or ``last`` checkpoint directory."""
+        if which not in CHECKPOINTS:
+            raise DataError(f"checkpoint {which!r} is not one of {CHECKPOINTS}")
+        return self.path / "checkpoints" / which
+
+    def weights(self, which: str = "best") -> Path:
+        """The weights file of the ``best`` or ``last`` checkpoint; :class:`DataError` if it is missing."""
+        path = self.checkpoint(which) / WEIGHTS_FILE
+        if not path.is_file():
+            raise DataError(
+                f"run {str(self.path)!r} has no {which} checkpoint ({path} is missing); the run did not finish "
+                "an epoch, or its checkpoints were moved"
+            )
+        return path
+
+    # -- writers -------------------------------------------------------------------------------------------
+    def write_recipe(self, text: str) -> None:
+        write_text_atomic(self.recipe_path, text)
+
+    def write_environment(self, environment: dict[str, Any]) -> None:
+        write_text_atomic(self.environment_path, json_text(environment))
+
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.metrics_path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row, sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def truncate_metrics(self, last_epoch: int) -> None:
+        """Keep the rows of epochs ``<= last_epoch`` (a resumed run re-trains the later ones; 0 keeps none)."""
+        rows = [row for row in self.read_metrics() if row["epoch"] <= last_epoch] if self.metrics_path.exists() else []
+        write_text_atomic(self.metrics_path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
+
+    def write_summary(self, summary: RunSummary) -> None:
+        write_text_atomic(self.summary_path, json_text(summary.to_json()))
+
+    # -- readers -------------------------------------------------------------------------------------------
+    def _missing(self, path: Path) -> DataError:
+        return DataError(
+            f"{str(self.path)!r} has no {path.name} ({path} is missing), so it is not a run directory written by "
+            "`tract-hub train`; give such a run directory (or, to pull or from_pretrained, a checkpoint directory)"
+        )
+
+    def read_summary(self) -> RunSummary:
+        """``summary.json``, validated; :class:`DataError` names what is missing or malformed."""
+        if not self.path.is_dir():
+            raise DataError(
+                f"run directory {str(self.path)!r} does not exist; give the directory tract-hub train wrote"
+            )
+        if not self.summary_path.is_file():
+            raise self._missing(self.summary_path)
+        try:
+            data = json.loads(self.summary_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise DataError(f"{self.summary_path} is not valid JSON ({error})") from None
+        try:
+            _check_summary_version(data.get("format_version") if isinstance(data, dict) else None)
+            return from_data(RunSummary, data, error=DataError)
+        except TrActError as error:
+            raise DataError(f"{self.summary_path}: {error}") from None
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """The rows of ``metrics.jsonl``; :class:`DataError` if it is missing or a line is not a JSON object."""
+        if not self.metrics_path.is_file():
+            raise self._missing(self.metrics_path)
+        rows = []
+        for number, line in enumerate(self.metrics_path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataError(f"{self.metrics_path}:{number} is not JSON ({error})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{self.metrics_path}:{number} is not a JSON object")
+            rows.append(row)
+        return rows
+
+    def read_recipe(self) -> dict[str, Any] | None:
+        """``recipe.yaml`` as plain data, None (with a warning) if the run has none."""
+        if not self.recipe_path.is_file():
+            logger.warning("run %s has no recipe.yaml; its card will not show the recipe", self.path)
+            return None
+        try:
+            recipe = yaml.safe_load(self.recipe_path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as error:
+            raise DataError(f"{self.recipe_path} is not valid YAML ({error})") from None
+        if not isinstance(recipe, dict):
+            raise DataError(f"{self.recipe_path} holds a YAML {type(recipe).__name__}, not a mapping")
+        return recipe
+
+    def read(self, *, need_history: bool = False) -> Run:
+        """Summary, recipe and metrics; without ``need_history`` a missing metrics.jsonl is a warning."""
+        summary = self.read_summary()
+        if need_history or self.metrics_path.is_file():
+            history = self.read_metrics()
+        else:
+            logger.warning("run %s has no metrics.jsonl; it has no training curves", self.path)
+            history = []
+        return Run(self.path, summary, self.read_recipe(), history)
