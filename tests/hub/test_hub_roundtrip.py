@@ -77,7 +77,7 @@ def test_metadata_block_records_tract_settings_and_weights(tmp_path: Path) -> No
     block = json.loads((path / "config.json").read_text())[METADATA_KEY]
     assert block["lam"] == 0.2
     assert block["first_layers"] == ["conv1.0"]
-    assert block["exact"] is False
+    assert block["exact"] is True  # patch's default: exact mode
     assert block["recipe"] == {"epochs": 3}
     assert block["metrics"] == {"top1": 71.5}
     assert block["dataset"] == "digits"

@@ -24,16 +24,25 @@ from __future__ import annotations
 
 import logging
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
+from torch import nn
 from torch.autograd import Variable
 
 from ..engine import Accumulation, LayerGeometry, full_precision, input_covariance, tract_gradient
 from .distributed import DDPForward, accumulated_gradient, reduction_for, world_size
 
-if TYPE_CHECKING:
-    from .layer import TrActForward
+
+class TrActForward(Protocol):
+    """The settings of an installed layer that its backward reads (:class:`tract_hub.patching.TrActForward`)."""
+
+    module: nn.Module
+    lam: float
+    exact: bool
+    process_group: Any
+    state: GradientState
+
 
 logger = logging.getLogger(__name__)
 
