@@ -65,7 +65,7 @@ def test_summary_and_environment(tract_run) -> None:
     assert summary["best"]["epoch"] in (1, 2) and summary["recipe_name"] == "demo_digits"
     environment = json.loads((tract_run.run_dir / "environment.json").read_text())
     assert environment["world_size"] == 1 and environment["precision"] == "fp32"
-    assert environment["tract_exact"]["enabled"] is False and "per-backward" in environment["tract_exact"]["reason"]
+    assert environment["tract_exact"]["enabled"] is True and "one process" in environment["tract_exact"]["reason"]
     assert set(environment["versions"]) == {"tract_hub", "torch", "torchvision", "timm", "python"}
 
 

@@ -3,9 +3,8 @@
 Per optimizer step: the per-rank batch is split into ``train.accum_steps`` micro-batches (DDP synchronizes
 gradients on the last one only); after the last backward the first layer's ``.grad`` already holds exact TrAct's
 gradient of the whole step; then the GradScaler unscales, gradients are clipped and the optimizer(s) step. TrAct
-runs in exact mode whenever the update would otherwise depend on how the batch is split (``accum_steps > 1`` or
-more than one rank), and in the paper's per-backward mode otherwise (the same update there);
-``environment.json`` and every metrics row record which.
+runs in exact mode (the library's default), so the update does not depend on how the batch is split
+(``accum_steps > 1`` or several ranks); ``environment.json`` and every metrics row record it.
 
 Reproducibility: the data order comes from a sampler seeded by ``(train.seed, epoch)``, and the RNGs that drive
 augmentation are re-seeded from ``(train.seed, epoch, rank)`` at the start of each epoch, so a run resumed from
@@ -97,16 +96,13 @@ class ShardSampler(Sampler[int]):
 def _exact_mode(recipe: Recipe, world_size: int) -> tuple[bool, str]:
     if recipe.lam is None:
         return False, "vanilla run (lam=null): TrAct is not installed"
-    reasons = []
+    split = []
     if recipe.train.accum_steps > 1:
-        reasons.append(f"gradient accumulation (train.accum_steps={recipe.train.accum_steps})")
+        split.append(f"gradient accumulation (train.accum_steps={recipe.train.accum_steps})")
     if world_size > 1:
-        reasons.append(f"data parallel over {world_size} ranks")
-    if reasons:
-        return True, "exact mode (one solve per optimizer step over the whole batch) because of " + " and ".join(
-            reasons
-        )
-    return False, "per-backward mode (the paper's): one process, no accumulation, so it is the exact update"
+        split.append(f"data parallel over {world_size} ranks")
+    how = " and ".join(split) if split else "one batch per step on one process"
+    return True, f"exact mode (tract_hub.patch's default: TrAct of each optimizer step's whole batch); {how}"
 
 
 class Trainer:
