@@ -50,7 +50,7 @@ def test_metrics_rows(tract_run) -> None:
     assert [row["epoch"] for row in rows] == [1, 2]
     for row in rows:
         assert set(row) == METRIC_KEYS
-        assert row["tract"] == {"lam": 0.1, "exact": False}
+        assert row["tract"] == {"lam": 0.1, "exact": True}
         assert 0.0 <= row["top1"] <= row["top5"] <= 1.0 and row["images_per_s"] > 0
     assert rows[1]["train_loss"] < rows[0]["train_loss"]  # it learns
 
