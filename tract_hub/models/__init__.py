@@ -1,7 +1,54 @@
-"""Architectures by name (timm and torchvision only) and tract_hub's CIFAR ResNets registered with timm."""
+"""Architectures by name (timm and torchvision only) and tract_hub's CIFAR models registered with timm.
 
-from . import cifar_resnet
+Importing this package registers the CIFAR families with timm (one file per family, timm's layout): the CIFAR
+ResNets of the paper's CIFAR-10/100 experiments and of the demo, and the 36 architectures of the paper's
+CIFAR-100 suite (:data:`CIFAR100_SUITE`) in the form of that suite's reference repository.
+"""
+
+from . import (
+    cifar_densenet,
+    cifar_googlenet,
+    cifar_inception_v3,
+    cifar_inception_v4,
+    cifar_mobilenet,
+    cifar_mobilenetv2,
+    cifar_nasnet,
+    cifar_resnet,
+    cifar_resnext,
+    cifar_senet,
+    cifar_shufflenet,
+    cifar_shufflenetv2,
+    cifar_squeezenet,
+    cifar_stochastic_depth,
+    cifar_vgg,
+    cifar_wide_resnet,
+    cifar_xception,
+)
 from .cifar_resnet import CifarResNet
 from .factory import create_model, known_architectures, resolve_architecture
+from .suite import CIFAR100_SUITE
 
-__all__ = ["CifarResNet", "cifar_resnet", "create_model", "known_architectures", "resolve_architecture"]
+__all__ = [
+    "CIFAR100_SUITE",
+    "CifarResNet",
+    "cifar_densenet",
+    "cifar_googlenet",
+    "cifar_inception_v3",
+    "cifar_inception_v4",
+    "cifar_mobilenet",
+    "cifar_mobilenetv2",
+    "cifar_nasnet",
+    "cifar_resnet",
+    "cifar_resnext",
+    "cifar_senet",
+    "cifar_shufflenet",
+    "cifar_shufflenetv2",
+    "cifar_squeezenet",
+    "cifar_stochastic_depth",
+    "cifar_vgg",
+    "cifar_wide_resnet",
+    "cifar_xception",
+    "create_model",
+    "known_architectures",
+    "resolve_architecture",
+]
