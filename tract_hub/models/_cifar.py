@@ -36,10 +36,15 @@ CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 _POOLS = ("avg", "")
 
 
-def check_global_pool(global_pool: str) -> str:
-    """``global_pool`` if it is ``"avg"`` or ``""`` (no pooling), else :class:`InvalidArgumentError`."""
+def check_global_pool(global_pool: str, num_classes: int) -> str:
+    """``global_pool`` if it is ``"avg"``, or ``""`` (no pooling: the unpooled feature map, without classifier)."""
     if global_pool not in _POOLS:
         raise InvalidArgumentError(f"global_pool={global_pool!r}: the CIFAR models support 'avg' or '' (no pooling)")
+    if not global_pool and num_classes:
+        raise InvalidArgumentError(
+            f"global_pool='' returns the unpooled feature map and has no classifier, but num_classes={num_classes}; "
+            "use num_classes=0 with it (or global_pool='avg')"
+        )
     return global_pool
 
 
@@ -62,7 +67,7 @@ class CifarClassifier(nn.Module):
         hidden_size: int | None = None,
     ) -> None:
         """Pooling -> ``pre_logits`` (``hidden_size`` wide; identity by default) -> dropout -> ``fc``."""
-        self.global_pool = check_global_pool(global_pool)
+        self.global_pool = check_global_pool(global_pool, num_classes)
         self.num_classes = num_classes
         self.num_features = num_features
         self.head_hidden_size = hidden_size if hidden_size is not None else num_features
@@ -77,16 +82,16 @@ class CifarClassifier(nn.Module):
         return self.fc
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """A new ``fc`` for ``num_classes`` classes (0: none, the model returns its pre-logit features)."""
+        """A new ``fc`` for ``num_classes`` classes (0: none, the model returns its pre-logit features; with
+        ``global_pool=""`` also unpooled, the feature map of :meth:`forward_features`)."""
+        self.global_pool = check_global_pool(self.global_pool if global_pool is None else global_pool, num_classes)
         self.num_classes = num_classes
-        if global_pool is not None:
-            self.global_pool = check_global_pool(global_pool)
         self.fc = nn.Linear(self.head_hidden_size, num_classes) if num_classes else nn.Identity()
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        if self.global_pool:
-            x = x.mean((2, 3))
-        x = self.drop(self.pre_logits(x))
+        if not self.global_pool:
+            return x
+        x = self.drop(self.pre_logits(x.mean((2, 3))))
         return x if pre_logits else self.fc(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -5,10 +5,12 @@ The CIFAR-100 suite's densenet121/161/201 in the form of its reference repositor
 BN-ReLU-1x1 (``4k``)-BN-ReLU-3x3 (``k``) layers concatenated to their input, transitions BN-1x1 (halving the
 channels, rounded down)-2x2 average pool, then BN-ReLU and the classifier.
 
-Example:
+Example (built on the meta device: no memory, no initialization):
     >>> import torch, tract_hub.models, timm
-    >>> timm.create_model("tract_densenet121_cifar")(torch.randn(2, 3, 32, 32)).shape
-    torch.Size([2, 100])
+    >>> with torch.device("meta"):
+    ...     model = timm.create_model("tract_densenet121_cifar")
+    >>> sum(p.numel() for p in model.parameters()), model.pretrained_cfg["first_conv"]
+    (7048548, 'conv1')
 """
 
 from __future__ import annotations

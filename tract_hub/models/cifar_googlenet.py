@@ -7,10 +7,12 @@ convolutions and every convolution of a module has a bias and batch norm, then d
 One bug of the reference is not reproduced: the batch norm after the first 3x3 of its 5x5 branch is built as
 ``BatchNorm2d(n, n)``, which sets that layer's epsilon to its channel count; here every epsilon is the default.
 
-Example:
+Example (built on the meta device: no memory, no initialization):
     >>> import torch, tract_hub.models, timm
-    >>> timm.create_model("tract_googlenet_cifar")(torch.randn(2, 3, 32, 32)).shape
-    torch.Size([2, 100])
+    >>> with torch.device("meta"):
+    ...     model = timm.create_model("tract_googlenet_cifar")
+    >>> sum(p.numel() for p in model.parameters()), model.pretrained_cfg["first_conv"]
+    (6402564, 'stem.0.conv')
 """
 
 from __future__ import annotations

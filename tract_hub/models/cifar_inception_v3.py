@@ -6,10 +6,12 @@ Inception-A modules (whose pool branch ends in a 3x3 convolution in that reposit
 four Inception-C modules with factorized 7x7 convolutions, a grid reduction to 6x6, two Inception-E modules, then
 dropout 0.5 and the classifier. Every convolution is bias-free, with batch norm and ReLU.
 
-Example:
+Example (built on the meta device: no memory, no initialization):
     >>> import torch, tract_hub.models, timm
-    >>> timm.create_model("tract_inceptionv3_cifar")(torch.randn(2, 3, 32, 32)).shape
-    torch.Size([2, 100])
+    >>> with torch.device("meta"):
+    ...     model = timm.create_model("tract_inceptionv3_cifar")
+    >>> sum(p.numel() for p in model.parameters()), model.pretrained_cfg["first_conv"]
+    (22318148, 'stem.0.conv')
 """
 
 from __future__ import annotations

@@ -9,10 +9,12 @@ reduction to 6x6, 5 residual C blocks (2048), dropout 0.2. Its residual blocks a
 (always, with bias) to the 1x1-projected branches (scaled by 0.1 in B and C), then apply batch norm and ReLU.
 Every convolution of a branch is bias-free, with batch norm and ReLU.
 
-Example:
+Example (built on the meta device: no memory, no initialization):
     >>> import torch, tract_hub.models, timm
-    >>> timm.create_model("tract_inceptionv4_cifar")(torch.randn(2, 3, 32, 32)).shape
-    torch.Size([2, 100])
+    >>> with torch.device("meta"):
+    ...     model = timm.create_model("tract_inceptionv4_cifar")
+    >>> sum(p.numel() for p in model.parameters()), model.pretrained_cfg["first_conv"]
+    (41296516, 'stem.convs.0.conv')
 """
 
 from __future__ import annotations

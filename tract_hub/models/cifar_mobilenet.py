@@ -5,10 +5,12 @@ stride-1 3x3 convolution to 32 channels, then 13 depthwise-separable blocks (dep
 pointwise 1x1 with bias, each with batch norm and ReLU) to 1024 channels, four of them of stride 2
 (32 -> 2), then the classifier. ``width_multiplier`` thins every layer as in the paper.
 
-Example:
+Example (built on the meta device: no memory, no initialization):
     >>> import torch, tract_hub.models, timm
-    >>> timm.create_model("tract_mobilenet_cifar")(torch.randn(2, 3, 32, 32)).shape
-    torch.Size([2, 100])
+    >>> with torch.device("meta"):
+    ...     model = timm.create_model("tract_mobilenet_cifar")
+    >>> sum(p.numel() for p in model.parameters()), model.pretrained_cfg["first_conv"]
+    (3315428, 'stem.conv')
 """
 
 from __future__ import annotations

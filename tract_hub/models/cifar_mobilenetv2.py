@@ -8,10 +8,12 @@ stage of stride 1 instead of 2 (34 -> 17 -> 9 -> 5), a 1x1 convolution to 1280,
 global average pooling and the classifier (a 1x1 convolution on the pooled features in the reference, the
 equivalent linear layer here).
 
-Example:
+Example (built on the meta device: no memory, no initialization):
     >>> import torch, tract_hub.models, timm
-    >>> timm.create_model("tract_mobilenetv2_cifar")(torch.randn(2, 3, 32, 32)).shape
-    torch.Size([2, 100])
+    >>> with torch.device("meta"):
+    ...     model = timm.create_model("tract_mobilenetv2_cifar")
+    >>> sum(p.numel() for p in model.parameters()), model.pretrained_cfg["first_conv"]
+    (2369380, 'stem.0')
 """
 
 from __future__ import annotations

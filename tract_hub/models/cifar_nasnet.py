@@ -14,10 +14,12 @@ the reference builds both adapters in every cell although a cell can use at most
 parameters never take part in the output, which also breaks DistributedDataParallel); here each cell builds only
 the adapter it uses, so the model has 4.33M parameters, every one of them trained.
 
-Example:
+Example (built on the meta device: no memory, no initialization):
     >>> import torch, tract_hub.models, timm
-    >>> timm.create_model("tract_nasnet_cifar")(torch.randn(2, 3, 32, 32)).shape
-    torch.Size([2, 100])
+    >>> with torch.device("meta"):
+    ...     model = timm.create_model("tract_nasnet_cifar")
+    >>> sum(p.numel() for p in model.parameters()), model.pretrained_cfg["first_conv"]
+    (4334056, 'stem.0')
 """
 
 from __future__ import annotations

@@ -5,10 +5,12 @@ a :class:`~tract_hub.models.cifar_resnet.CifarResNet` of aggregated bottlenecks 
 and the 3x3 convolution are grouped (32 groups, ``2 * planes`` channels), and the 1x1 expansion gives
 ``4 * planes``. Its ResNeXt-152 has 3/4/36/3 blocks.
 
-Example:
+Example (built on the meta device: no memory, no initialization):
     >>> import torch, tract_hub.models, timm
-    >>> timm.create_model("tract_resnext50_cifar")(torch.randn(2, 3, 32, 32)).shape
-    torch.Size([2, 100])
+    >>> with torch.device("meta"):
+    ...     model = timm.create_model("tract_resnext50_cifar")
+    >>> sum(p.numel() for p in model.parameters()), model.pretrained_cfg["first_conv"]
+    (14788772, 'conv1')
 """
 
 from __future__ import annotations

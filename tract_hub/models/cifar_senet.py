@@ -5,10 +5,12 @@ The CIFAR-100 suite's seresnet18/34/50/101/152 in the form of its reference repo
 biases, whose residual branch ends in a ReLU before the excitation rescales it, and whose block output is
 ``ReLU(excited residual + shortcut)``.
 
-Example:
+Example (built on the meta device: no memory, no initialization):
     >>> import torch, tract_hub.models, timm
-    >>> timm.create_model("tract_seresnet18_cifar")(torch.randn(2, 3, 32, 32)).shape
-    torch.Size([2, 100])
+    >>> with torch.device("meta"):
+    ...     model = timm.create_model("tract_seresnet18_cifar")
+    >>> sum(p.numel() for p in model.parameters()), model.pretrained_cfg["first_conv"]
+    (11314012, 'conv1')
 """
 
 from __future__ import annotations

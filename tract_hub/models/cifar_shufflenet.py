@@ -8,10 +8,12 @@ grouped 1x1 expansion (batch norm), then ReLU of the sum with the input, or, in 
 concatenation with the input's 3x3 average pool. All convolutions have biases; the first unit's reduction is
 grouped as well (the reference groups it although the paper does not).
 
-Example:
+Example (built on the meta device: no memory, no initialization):
     >>> import torch, tract_hub.models, timm
-    >>> timm.create_model("tract_shufflenet_cifar")(torch.randn(2, 3, 32, 32)).shape
-    torch.Size([2, 100])
+    >>> with torch.device("meta"):
+    ...     model = timm.create_model("tract_shufflenet_cifar")
+    >>> sum(p.numel() for p in model.parameters()), model.pretrained_cfg["first_conv"]
+    (1012108, 'stem.conv')
 """
 
 from __future__ import annotations

@@ -7,10 +7,12 @@ classifier. A downsampling unit concatenates two branches of the whole input (de
 1x1 - depthwise 3x3 stride 2 - 1x1); a basic unit splits the channels in half and transforms one half
 (1x1 - depthwise 3x3 - 1x1); both end in a shuffle of two groups. Every convolution has a bias.
 
-Example:
+Example (built on the meta device: no memory, no initialization):
     >>> import torch, tract_hub.models, timm
-    >>> timm.create_model("tract_shufflenetv2_cifar")(torch.randn(2, 3, 32, 32)).shape
-    torch.Size([2, 100])
+    >>> with torch.device("meta"):
+    ...     model = timm.create_model("tract_shufflenetv2_cifar")
+    >>> sum(p.numel() for p in model.parameters()), model.pretrained_cfg["first_conv"]
+    (1360896, 'stem.conv')
 """
 
 from __future__ import annotations

@@ -7,10 +7,12 @@ around fire3, fire5 and fire7 and 2x2 max-pools after fire4 and fire8, then the 
 classifier is a 1x1 convolution before global average pooling; the linear layer after pooling here computes the
 same function with the same parameters (both maps are affine and commute with the average).
 
-Example:
+Example (built on the meta device: no memory, no initialization):
     >>> import torch, tract_hub.models, timm
-    >>> timm.create_model("tract_squeezenet_cifar")(torch.randn(2, 3, 32, 32)).shape
-    torch.Size([2, 100])
+    >>> with torch.device("meta"):
+    ...     model = timm.create_model("tract_squeezenet_cifar")
+    >>> sum(p.numel() for p in model.parameters()), model.pretrained_cfg["first_conv"]
+    (781156, 'stem.0.conv')
 """
 
 from __future__ import annotations

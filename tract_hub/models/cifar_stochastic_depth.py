@@ -11,11 +11,12 @@ One deliberate difference: a dropped branch is still computed and multiplied by 
 every parameter takes part in every step, which DistributedDataParallel requires, and the draw stays on the
 device. The dropped branch's batch-norm statistics are therefore still updated.
 
-Example:
+Example (built on the meta device: no memory, no initialization):
     >>> import torch, tract_hub.models, timm
-    >>> model = timm.create_model("tract_stochasticdepth18_cifar").eval()
-    >>> model(torch.randn(2, 3, 32, 32)).shape
-    torch.Size([2, 100])
+    >>> with torch.device("meta"):
+    ...     model = timm.create_model("tract_stochasticdepth18_cifar")
+    >>> sum(p.numel() for p in model.parameters()), model.pretrained_cfg["first_conv"]
+    (11224932, 'conv1')
 """
 
 from __future__ import annotations

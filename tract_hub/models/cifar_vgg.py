@@ -5,10 +5,12 @@ The CIFAR-100 suite's vgg11_bn/13_bn/16_bn/19_bn in the form of its reference re
 ReLU, five 2x2 max-pools that bring 32x32 to 1x1, then a classifier of 512 -> 4096 -> 4096 -> classes with
 dropout 0.5 after each hidden layer.
 
-Example:
+Example (built on the meta device: no memory, no initialization):
     >>> import torch, tract_hub.models, timm
-    >>> timm.create_model("tract_vgg11_bn_cifar")(torch.randn(2, 3, 32, 32)).shape
-    torch.Size([2, 100])
+    >>> with torch.device("meta"):
+    ...     model = timm.create_model("tract_vgg11_bn_cifar")
+    >>> sum(p.numel() for p in model.parameters()), model.pretrained_cfg["first_conv"]
+    (28518244, 'features.0')
 """
 
 from __future__ import annotations

@@ -11,10 +11,12 @@ begin with an in-place ReLU, which also rectifies the tensor their shortcut read
 computes ``shortcut(relu(x)) + branch(relu(x))`` there, and so does :class:`XceptionBlock` with
 ``rectify_input=True``.
 
-Example:
+Example (built on the meta device: no memory, no initialization):
     >>> import torch, tract_hub.models, timm
-    >>> timm.create_model("tract_xception_cifar")(torch.randn(2, 3, 32, 32)).shape
-    torch.Size([2, 100])
+    >>> with torch.device("meta"):
+    ...     model = timm.create_model("tract_xception_cifar")
+    >>> sum(p.numel() for p in model.parameters()), model.pretrained_cfg["first_conv"]
+    (21013988, 'stem.0.conv')
 """
 
 from __future__ import annotations
