@@ -25,11 +25,12 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 #: Parameters at 100 classes of the reference repository's models (models/*.py): counted layer by layer from that
 #: code's structure (convolution in/groups*out*kh*kw + bias, batch norm 2c, linear in*out+out) by
 #: benchmarks/cifar_suite_params.py, which is independent of tract_hub's model files, and cross-checked with the
-#: rounded figures of the reference README (within 1% except: shufflenetv2 1.36M vs "1.3M", googlenet 6.40M vs
-#: "6.2M", densenet161 26.68M vs "26M", densenet201 18.28M vs "18M", seresnet152 65.05M vs "66.2M"; the README was
-#: measured on earlier versions of those files or rounds coarsely). nasnet: the code registers 5,221,624 parameters,
-#: but every cell holds two adapters of the previous cell's output and uses at most one; the 4,334,056 parameters
-#: it uses are the reference here (tract_hub builds only the adapter a cell uses; see cifar_nasnet.py).
+#: rounded figures of the reference README: within 1% except shufflenet 1.01M vs "1.0M", shufflenetv2 1.36M vs
+#: "1.3M", googlenet 6.40M vs "6.2M", densenet161 26.68M vs "26M", densenet201 18.28M vs "18M" and seresnet152
+#: 65.05M vs "66.2M" (coarse rounding, or figures measured on earlier versions of those files; the code is the
+#: reference here). nasnet: the code registers 5,221,624 parameters, but every cell holds two adapters of the
+#: previous cell's output and uses at most one; the 4,334,056 parameters it uses are the reference here (tract_hub
+#: builds only the adapter a cell uses; see cifar_nasnet.py).
 REFERENCE_PARAMS = {
     "mobilenet": 3_315_428,
     "mobilenetv2": 2_369_380,
