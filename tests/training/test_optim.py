@@ -54,6 +54,49 @@ def test_no_weight_decay_on_norm_and_bias() -> None:
     assert decays == [(0.0, 3), (0.05, 1)]
 
 
+def _decay_of(optimizer: torch.optim.Optimizer, model: torch.nn.Module) -> dict[str, float]:
+    names = {id(p): name for name, p in model.named_parameters()}
+    return {names[id(p)]: group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
+
+
+def test_deit3_no_weight_decay_on_position_embedding_class_token_norms_and_biases() -> None:
+    import timm
+
+    model = timm.create_model("deit3_small_patch16_224", img_size=32, depth=1, num_classes=10)
+    assert {"pos_embed", "cls_token"} <= set(model.no_weight_decay())
+    config = OptimizerConfig(name="lamb", lr=4e-3, weight_decay=0.05, decay_norm_and_bias=False)
+    (optimizer,) = build_optimizers(model, config, first_layers=[])
+    decay = _decay_of(optimizer, model)
+    assert len(decay) == len(list(model.parameters()))  # every parameter, once
+    decayed = sorted(name for name, value in decay.items() if value > 0)
+    assert decayed == [
+        "blocks.0.attn.proj.weight",
+        "blocks.0.attn.qkv.weight",
+        "blocks.0.mlp.fc1.weight",
+        "blocks.0.mlp.fc2.weight",
+        "head.weight",
+        "patch_embed.proj.weight",
+    ]
+    assert {decay[name] for name in decay if name not in decayed} == {0.0}
+    assert decay["pos_embed"] == decay["cls_token"] == decay["blocks.0.ls1.gamma"] == 0.0  # 3-D, 3-D, 1-D
+
+
+def test_no_weight_decay_patterns_are_shell_style_and_apply_with_a_first_layer_optimizer() -> None:
+    class Model(torch.nn.Sequential):
+        def no_weight_decay(self) -> set[str]:
+            return {"1.*"}
+
+    model = Model(torch.nn.Conv2d(3, 4, 3), torch.nn.Conv2d(4, 4, 1), torch.nn.Conv2d(4, 2, 1))
+    config = OptimizerConfig(
+        name="sgd", weight_decay=5e-4, decay_norm_and_bias=False, first_layer=FirstLayerOptimizerConfig()
+    )
+    rest, _ = build_optimizers(model, config, first_layers=["0"])
+    assert _decay_of(rest, model) == {"1.weight": 0.0, "1.bias": 0.0, "2.weight": 5e-4, "2.bias": 0.0}
+    config = OptimizerConfig(name="sgd", weight_decay=5e-4)  # decay_norm_and_bias=True: everything decays
+    (optimizer,) = build_optimizers(model, config, first_layers=[])
+    assert set(_decay_of(optimizer, model).values()) == {5e-4}
+
+
 def test_first_layer_gets_its_own_optimizer() -> None:
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4, 2))
     config = OptimizerConfig(name="adam", lr=1e-2, first_layer=FirstLayerOptimizerConfig(name="sgd", lr=0.08))

@@ -175,9 +175,9 @@ def _summary(info: CardInfo) -> str:
 
 def _is_tract_architecture(spec: ArchitectureSpec) -> bool:
     """Whether ``spec`` is one of tract_hub's own architectures (registered with timm by tract_hub.models)."""
-    from ..models import cifar_resnet
+    from ..models import tract_architectures
 
-    return spec.source == "timm" and callable(getattr(cifar_resnet, spec.name, None))
+    return spec.source == "timm" and spec.name in tract_architectures()
 
 
 def _details(info: CardInfo) -> str:

@@ -1,9 +1,13 @@
 """CIFAR-style ResNets (3x3 stride-1 stem, no max-pool), registered as timm architectures.
 
-These are the ResNets of the paper's CIFAR experiments (ResNet-18) and of the demo (ResNet-8 on 16x16 digits).
-timm has no stride-1 stem, so they are registered with timm's own registry when :mod:`tract_hub.models` is
-imported: ``timm.create_model("tract_resnet18_cifar")`` then works, and a checkpoint of one loads through
-``timm.create_model("hf-hub:...")`` in any process that imported tract_hub.
+These are the ResNets of the paper's CIFAR experiments (ResNet-18), of the CIFAR-100 suite of its Table 1
+(ResNet-18/34/50/101/152 in the form of the suite's reference repository, weiaicunzai/pytorch-cifar100: 64-wide
+stem, stages of 64/128/256/512 channels, the stride on the 3x3 convolution of a bottleneck) and of the demo
+(ResNet-8 on 16x16 digits). :class:`CifarResNet` takes the block type, so the SE-ResNets, ResNeXts and
+stochastic-depth ResNets of the suite (their own files) reuse it. timm has no stride-1 stem, so these are
+registered with timm's own registry when :mod:`tract_hub.models` is imported: ``timm.create_model(
+"tract_resnet18_cifar")`` then works, and a checkpoint of one loads through ``timm.create_model("hf-hub:...")`` in
+any process that imported tract_hub.
 
 Example:
     >>> import torch, tract_hub.models, timm
@@ -20,11 +24,24 @@ import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import nn
 
+from ._cifar import CifarClassifier, cifar_cfg
+
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
 
+def projection(in_planes: int, out_planes: int, stride: int, bias: bool = False) -> nn.Module:
+    """The shortcut: identity, or a 1x1 convolution and batch norm when the shape changes."""
+    if stride == 1 and in_planes == out_planes:
+        return nn.Identity()
+    return nn.Sequential(nn.Conv2d(in_planes, out_planes, 1, stride, bias=bias), nn.BatchNorm2d(out_planes))
+
+
 class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with batch norm, added to the shortcut, then ReLU."""
+
+    expansion = 1
+
     def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
@@ -32,9 +49,7 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.act = nn.ReLU(inplace=True)
-        self.downsample: nn.Module = nn.Identity()
-        if stride != 1 or in_planes != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+        self.downsample = projection(in_planes, planes, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act(self.bn1(self.conv1(x)))
@@ -42,8 +57,37 @@ class BasicBlock(nn.Module):
         return self.act(out + self.downsample(x))
 
 
-class CifarResNet(nn.Module):
-    """ResNet with a 3x3 stride-1 stem and no max-pool; ``layers`` blocks per stage, widths doubling."""
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3 (carrying the stride), 1x1 expand to ``4 * planes``, added to the shortcut, then ReLU."""
+
+    expansion = 4
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        out_planes = planes * self.expansion
+        self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, out_planes, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_planes)
+        self.act = nn.ReLU(inplace=True)
+        self.downsample = projection(in_planes, out_planes, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act(self.bn1(self.conv1(x)))
+        out = self.act(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.act(out + self.downsample(x))
+
+
+class CifarResNet(CifarClassifier):
+    """ResNet with a 3x3 stride-1 stem and no max-pool; ``layers`` blocks per stage, widths doubling.
+
+    ``block`` is a block class taking ``(in_planes, planes, stride)`` with an ``expansion`` attribute (its output
+    is ``expansion * planes`` wide); ``stem_bias`` gives the stem convolution a bias (the SE-ResNets and
+    stochastic-depth ResNets of the suite's reference repository have one).
+    """
 
     def __init__(
         self,
@@ -53,65 +97,39 @@ class CifarResNet(nn.Module):
         width: int = 64,
         drop_rate: float = 0.0,
         global_pool: str = "avg",
+        block: type[nn.Module] = BasicBlock,
+        stem_bias: bool = False,
     ) -> None:
         super().__init__()
-        if global_pool not in ("avg", ""):
-            raise ValueError(f"global_pool={global_pool!r}: only 'avg' or '' are supported")
-        self.num_classes = num_classes
-        self.global_pool = global_pool
-        self.conv1 = nn.Conv2d(in_chans, width, 3, 1, 1, bias=False)
+        self.conv1 = nn.Conv2d(in_chans, width, 3, 1, 1, bias=stem_bias)
         self.bn1 = nn.BatchNorm2d(width)
         self.act1 = nn.ReLU(inplace=True)
-        stages = []
-        in_planes = width
-        for index, blocks in enumerate(layers):
-            planes = width * 2**index
-            stride = 1 if index == 0 else 2
-            stage = [BasicBlock(in_planes, planes, stride)]
-            stage += [BasicBlock(planes, planes) for _ in range(blocks - 1)]
+        expansion = int(getattr(block, "expansion", 1))
+        total, index, stages, in_planes = sum(layers), 0, [], width
+        for stage_index, blocks in enumerate(layers):
+            planes = width * 2**stage_index
+            stage = []
+            for block_index in range(blocks):
+                stride = 2 if stage_index > 0 and block_index == 0 else 1
+                stage.append(self.make_block(block, in_planes, planes, stride, index, total))
+                in_planes, index = planes * expansion, index + 1
             stages.append(nn.Sequential(*stage))
-            in_planes = planes
         self.layers = nn.Sequential(*stages)
-        self.num_features = self.head_hidden_size = in_planes
-        self.drop = nn.Dropout(drop_rate)
-        self.fc: nn.Module = nn.Linear(in_planes, num_classes) if num_classes else nn.Identity()
+        self.init_head(in_planes, num_classes, drop_rate=drop_rate, global_pool=global_pool)
 
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        self.num_classes = num_classes
-        if global_pool is not None:
-            self.global_pool = global_pool
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+    def make_block(
+        self, block: type[nn.Module], in_planes: int, planes: int, stride: int, index: int, total: int
+    ) -> nn.Module:
+        """Block ``index`` of ``total`` (a hook for families whose blocks depend on their depth)."""
+        return block(in_planes, planes, stride)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(self.act1(self.bn1(self.conv1(x))))
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        if self.global_pool:
-            x = x.mean((2, 3))
-        x = self.drop(x)
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {
-        "num_classes": 10,
-        "input_size": (3, 32, 32),
-        "pool_size": None,
-        "crop_pct": 1.0,
-        "interpolation": "bilinear",
-        "mean": CIFAR_MEAN,
-        "std": CIFAR_STD,
-        "first_conv": "conv1",
-        "classifier": "fc",
-        "license": "mit",
-        **kwargs,
-    }
+    """The 10-class configuration of the paper's CIFAR-10 ResNets and the demo (CIFAR-10 statistics)."""
+    return cifar_cfg("conv1", num_classes=10, mean=CIFAR_MEAN, std=CIFAR_STD, **kwargs)
 
 
 default_cfgs = generate_default_cfgs(
@@ -119,6 +137,9 @@ default_cfgs = generate_default_cfgs(
         "tract_resnet8_cifar.untrained": _cfg(),
         "tract_resnet18_cifar.untrained": _cfg(),
         "tract_resnet34_cifar.untrained": _cfg(),
+        "tract_resnet50_cifar.untrained": cifar_cfg("conv1"),
+        "tract_resnet101_cifar.untrained": cifar_cfg("conv1"),
+        "tract_resnet152_cifar.untrained": cifar_cfg("conv1"),
     }
 )
 
@@ -136,11 +157,29 @@ def tract_resnet8_cifar(pretrained: bool = False, **kwargs: Any) -> CifarResNet:
 
 @register_model
 def tract_resnet18_cifar(pretrained: bool = False, **kwargs: Any) -> CifarResNet:
-    """ResNet-18, CIFAR stem (the paper's CIFAR-10/100 model)."""
+    """ResNet-18, CIFAR stem (the paper's CIFAR-10/100 model and the suite's resnet18)."""
     return _create("tract_resnet18_cifar", pretrained, (2, 2, 2, 2), **kwargs)
 
 
 @register_model
 def tract_resnet34_cifar(pretrained: bool = False, **kwargs: Any) -> CifarResNet:
-    """ResNet-34, CIFAR stem."""
+    """ResNet-34, CIFAR stem (the suite's resnet34)."""
     return _create("tract_resnet34_cifar", pretrained, (3, 4, 6, 3), **kwargs)
+
+
+@register_model
+def tract_resnet50_cifar(pretrained: bool = False, **kwargs: Any) -> CifarResNet:
+    """ResNet-50, CIFAR stem, bottleneck blocks (the suite's resnet50)."""
+    return _create("tract_resnet50_cifar", pretrained, (3, 4, 6, 3), block=Bottleneck, **kwargs)
+
+
+@register_model
+def tract_resnet101_cifar(pretrained: bool = False, **kwargs: Any) -> CifarResNet:
+    """ResNet-101, CIFAR stem, bottleneck blocks (the suite's resnet101)."""
+    return _create("tract_resnet101_cifar", pretrained, (3, 4, 23, 3), block=Bottleneck, **kwargs)
+
+
+@register_model
+def tract_resnet152_cifar(pretrained: bool = False, **kwargs: Any) -> CifarResNet:
+    """ResNet-152, CIFAR stem, bottleneck blocks (the suite's resnet152)."""
+    return _create("tract_resnet152_cifar", pretrained, (3, 8, 36, 3), block=Bottleneck, **kwargs)

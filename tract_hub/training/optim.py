@@ -16,8 +16,9 @@ Example:
 
 from __future__ import annotations
 
+import fnmatch
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import torch
 from torch import nn
@@ -26,11 +27,27 @@ from ..errors import RecipeError
 from .recipe import FirstLayerOptimizerConfig, OptimizerConfig, ScheduleConfig
 
 
-def _param_groups(params: list[tuple[str, nn.Parameter]], weight_decay: float, decay_norm_and_bias: bool) -> list[dict]:
+def no_weight_decay_patterns(model: nn.Module) -> frozenset[str]:
+    """The model's own ``no_weight_decay()`` names (timm's ViTs: ``pos_embed``, ``cls_token``, ...), or none."""
+    method = getattr(model, "no_weight_decay", None)
+    return frozenset(method()) if callable(method) else frozenset()
+
+
+def is_decayed(name: str, param: nn.Parameter, skip: Collection[str]) -> bool:
+    """timm's rule (``param_groups_weight_decay``): no weight decay on 1-D parameters (norms), biases, and the
+    names the model lists in ``no_weight_decay()`` (shell-style patterns)."""
+    if param.ndim <= 1 or name.endswith(".bias"):
+        return False
+    return not any(fnmatch.fnmatchcase(name, pattern) for pattern in skip)
+
+
+def _param_groups(
+    params: list[tuple[str, nn.Parameter]], weight_decay: float, decay_norm_and_bias: bool, skip: Collection[str] = ()
+) -> list[dict]:
     if decay_norm_and_bias or weight_decay == 0:
         return [{"params": [p for _, p in params], "weight_decay": weight_decay}]
-    decay = [p for _, p in params if p.ndim > 1]
-    no_decay = [p for _, p in params if p.ndim <= 1]
+    decay = [p for name, p in params if is_decayed(name, p, skip)]
+    no_decay = [p for name, p in params if not is_decayed(name, p, skip)]
     return [
         g
         for g in ({"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0})
@@ -58,10 +75,15 @@ def build_optimizers(
     model: nn.Module, config: OptimizerConfig, first_layers: Sequence[str]
 ) -> list[torch.optim.Optimizer]:
     """One optimizer over every trainable parameter, or two when ``config.first_layer`` gives the first layer
-    (the modules named in ``first_layers``) its own optimizer (the paper's SGD-first-layer / Adam-rest ablation)."""
+    (the modules named in ``first_layers``) its own optimizer (the paper's SGD-first-layer / Adam-rest ablation).
+
+    With ``decay_norm_and_bias=False``, weight decay skips what timm's optimizer factory skips: 1-D parameters,
+    biases, and the parameters the model names in ``no_weight_decay()`` (a ViT's ``pos_embed``, ``cls_token``).
+    """
     named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    skip = no_weight_decay_patterns(model)
     if config.first_layer is None:
-        return [_make(config.name, _param_groups(named, config.weight_decay, config.decay_norm_and_bias), config)]
+        return [_make(config.name, _param_groups(named, config.weight_decay, config.decay_norm_and_bias, skip), config)]
     if not first_layers:
         raise RecipeError("optimizer.first_layer needs the first layer: set 'target' in the recipe")
     prefixes = tuple(f"{name}." for name in first_layers)
@@ -71,7 +93,7 @@ def build_optimizers(
         raise RecipeError(f"optimizer.first_layer: no trainable parameter under {list(first_layers)}")
     head = config.first_layer
     return [
-        _make(config.name, _param_groups(rest, config.weight_decay, config.decay_norm_and_bias), config),
+        _make(config.name, _param_groups(rest, config.weight_decay, config.decay_norm_and_bias, skip), config),
         _make(head.name, [{"params": [p for _, p in first], "weight_decay": head.weight_decay}], head),
     ]
 

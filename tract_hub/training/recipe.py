@@ -138,7 +138,7 @@ class DataConfig:
     image_size: int | None = None  # training resolution (default: the data set's own, 224 for ImageNet)
     eval_image_size: int | None = None  # default: image_size
     eval_crop_pct: float = 0.875  # resize to eval_image_size / eval_crop_pct, then center-crop
-    augment: Literal["none", "cifar", "imagenet", "deit3", "finetune"] = "none"
+    augment: Literal["none", "cifar", "cifar_rotate15", "imagenet", "deit3", "finetune"] = "none"
     color_jitter: float = 0.0
     normalize: Literal["standard", "unit", "raw255"] = "standard"  # standardized | [0, 1] | [0, 255]
     mean: tuple[float, ...] | None = None  # default: the data set's own statistics
@@ -189,7 +189,7 @@ class OptimizerConfig:
     betas: tuple[float, float] = (0.9, 0.999)  # adam / adamw / lamb
     eps: float = 1e-8
     weight_decay: float = 0.0
-    decay_norm_and_bias: bool = True  # False: no weight decay on biases and normalization weights (DeiT)
+    decay_norm_and_bias: bool = True  # False: as timm/DeiT, none on biases, norms and the model's no_weight_decay()
     first_layer: FirstLayerOptimizerConfig | None = None
 
     def __post_init__(self) -> None:

@@ -3,6 +3,8 @@
 Presets (``data.augment``):
     * ``none``: resize (when an image size is set) and normalize;
     * ``cifar``: random 32x32 crop with 4 pixels of zero padding, horizontal flip (the paper's CIFAR setup);
+    * ``cifar_rotate15``: ``cifar``, then a random rotation within +-15 degrees (the augmentation of the CIFAR-100
+      suite's reference repository, weiaicunzai/pytorch-cifar100);
     * ``imagenet``: random-resized crop and horizontal flip (torchvision's ImageNet reference);
     * ``deit3``: DeiT-III's simple random crop, horizontal flip, 3-Augment (grayscale / solarization / Gaussian
       blur, one of them per image) and color jitter;
@@ -79,9 +81,11 @@ def build_image_transform(
 ) -> T.Compose:
     """The PIL-image -> tensor transform for one split (see the module docstring)."""
     steps: list[Any] = []
-    if train and augment == "cifar":
+    if train and augment in ("cifar", "cifar_rotate15"):
         size = image_size or 32
         steps += [T.RandomCrop(size, padding=4), T.RandomHorizontalFlip()]
+        if augment == "cifar_rotate15":
+            steps.append(T.RandomRotation(15))
     elif train and augment in ("imagenet", "finetune"):
         steps += [T.RandomResizedCrop(image_size or 224, antialias=True), T.RandomHorizontalFlip()]
     elif train and augment == "deit3":
