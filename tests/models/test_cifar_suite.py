@@ -118,8 +118,8 @@ def test_one_epoch_of_the_recipe_on_tiny_cifar100_files(name: str, tmp_path: Pat
     recipe = load_recipe(RECIPES / f"cifar100_suite_{name}.yaml", overrides)
     result = train(recipe, tmp_path / "run", device="cpu")
     summary = result.summary
-    assert summary["model"]["architecture"] == f"timm:{CIFAR100_SUITE[name]}" and summary["num_classes"] == 100
-    assert summary["first_layers"] == [result.model.pretrained_cfg["first_conv"]] and summary["lam"] == 0.1
+    assert summary.model.architecture == f"timm:{CIFAR100_SUITE[name]}" and summary.num_classes == 100
+    assert list(summary.first_layers) == [result.model.pretrained_cfg["first_conv"]] and summary.lam == 0.1
     (row,) = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert row["epoch"] == 1 and torch.isfinite(torch.tensor([row["train_loss"], row["val_loss"]])).all()
 

@@ -13,31 +13,10 @@ Example:
     ('CifarSqueezeNet', True)
 """
 
-from . import (
-    cifar_densenet,
-    cifar_googlenet,
-    cifar_inception_v3,
-    cifar_inception_v4,
-    cifar_mobilenet,
-    cifar_mobilenetv2,
-    cifar_nasnet,
-    cifar_resnet,
-    cifar_resnext,
-    cifar_senet,
-    cifar_shufflenet,
-    cifar_shufflenetv2,
-    cifar_squeezenet,
-    cifar_stochastic_depth,
-    cifar_vgg,
-    cifar_wide_resnet,
-    cifar_xception,
-)
 from .cifar_resnet import CifarResNet
 from .factory import create_model, known_architectures, resolve_architecture
-from .suite import CIFAR100_SUITE
-
-#: The model family files, each registering its architectures with timm on import.
-FAMILIES = (
+from .families import (
+    FAMILIES,
     cifar_densenet,
     cifar_googlenet,
     cifar_inception_v3,
@@ -55,19 +34,9 @@ FAMILIES = (
     cifar_vgg,
     cifar_wide_resnet,
     cifar_xception,
+    tract_architectures,
 )
-
-
-def tract_architectures() -> frozenset[str]:
-    """The timm architectures tract_hub registers (plain timm builds them only in a process that imported
-    ``tract_hub.models``).
-
-    Example:
-        >>> "tract_nasnet_cifar" in tract_architectures(), "resnet18" in tract_architectures()
-        (True, False)
-    """
-    return frozenset(name for family in FAMILIES for name in family.default_cfgs)
-
+from .suite import CIFAR100_SUITE
 
 __all__ = [
     "CIFAR100_SUITE",

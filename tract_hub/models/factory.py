@@ -29,7 +29,7 @@ SOURCES = ("timm", "torchvision")
 def _timm_names() -> frozenset[str]:
     import timm
 
-    from .. import models  # noqa: F401  (its import registers tract_hub's CIFAR architectures with timm)
+    from . import families  # noqa: F401  (its import registers tract_hub's CIFAR architectures with timm)
 
     return frozenset(timm.list_models())
 
