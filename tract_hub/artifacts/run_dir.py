@@ -10,7 +10,8 @@
     RUN_DIR/plots/curves.png
 
 :class:`RunDirectory` is the only code that knows these paths; it writes them (atomically) and reads them back
-(validated: an unknown key, a wrong type or a newer format version is refused, naming the file).
+(validated: an unknown key, a wrong type or a newer format version is refused, naming the file). Every file is
+read through :mod:`.reading`: a regular file inside the run directory, bounded in size and nesting.
 
 Example:
     >>> import tempfile
@@ -32,10 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import DataError, TrActError
 from .files import json_text, write_text_atomic
+from .reading import confined_file, parse_json, parse_yaml, read_confined_text
 from .schema import from_data, to_data
 from .task import Task, task_of
 
@@ -47,6 +47,9 @@ SUMMARY_FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 TRAINING_STATE_FILE = "training_state.pt"
 CHECKPOINTS = ("best", "last")
+
+#: The longest metrics.jsonl read (a row is about 300 bytes: some 200,000 epochs).
+MAX_METRICS_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,7 @@ class RunDirectory:
                 f"run {str(self.path)!r} has no {which} checkpoint ({path} is missing); the run did not finish "
                 "an epoch, or its checkpoints were moved"
             )
-        return path
+        return confined_file(path, self.path, error=DataError)
 
     # -- writers -------------------------------------------------------------------------------------------
     def write_recipe(self, text: str) -> None:
@@ -224,10 +227,8 @@ class RunDirectory:
             )
         if not self.summary_path.is_file():
             raise self._missing(self.summary_path)
-        try:
-            data = json.loads(self.summary_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise DataError(f"{self.summary_path} is not valid JSON ({error})") from None
+        text = read_confined_text(self.summary_path, self.path, error=DataError)
+        data = parse_json(text, str(self.summary_path), error=DataError)
         try:
             _check_summary_version(data.get("format_version") if isinstance(data, dict) else None)
             return from_data(RunSummary, data, error=DataError)
@@ -239,13 +240,11 @@ class RunDirectory:
         if not self.metrics_path.is_file():
             raise self._missing(self.metrics_path)
         rows = []
-        for number, line in enumerate(self.metrics_path.read_text(encoding="utf-8").splitlines(), 1):
+        text = read_confined_text(self.metrics_path, self.path, error=DataError, limit=MAX_METRICS_BYTES)
+        for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{self.metrics_path}:{number} is not JSON ({error})") from None
+            row = parse_json(line, f"{self.metrics_path}:{number}", error=DataError)
             if not isinstance(row, dict):
                 raise DataError(f"{self.metrics_path}:{number} is not a JSON object")
             rows.append(row)
@@ -256,10 +255,8 @@ class RunDirectory:
         if not self.recipe_path.is_file():
             logger.warning("run %s has no recipe.yaml; its card will not show the recipe", self.path)
             return None
-        try:
-            recipe = yaml.safe_load(self.recipe_path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as error:
-            raise DataError(f"{self.recipe_path} is not valid YAML ({error})") from None
+        text = read_confined_text(self.recipe_path, self.path, error=DataError)
+        recipe = parse_yaml(text, str(self.recipe_path), error=DataError)
         if not isinstance(recipe, dict):
             raise DataError(f"{self.recipe_path} holds a YAML {type(recipe).__name__}, not a mapping")
         return recipe
