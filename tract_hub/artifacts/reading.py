@@ -111,6 +111,14 @@ def read_confined_text(
         raise error(f"{str(path)!r} is not UTF-8 text ({raised})") from None
 
 
+def read_regular_text(
+    path: str | os.PathLike[str], *, error: type[TrActError] = RecipeError, limit: int = MAX_TEXT_BYTES
+) -> str:
+    """The UTF-8 text of a regular file that the user named (a link to it is followed wherever it leads), refused
+    when it is a device or pipe (``/dev/zero`` would be read forever) or longer than ``limit`` bytes."""
+    return read_confined_text(path, Path(os.path.realpath(path)).parent, error=error, limit=limit)
+
+
 def _check_length(text: str, source: str, limit: int, error: type[TrActError]) -> None:
     if len(text) > limit:
         raise error(f"{source} is {len(text):,} characters long, more than the {limit:,} it may have")

@@ -51,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"data.root={args.data_root}")
     recipe = load_recipe(recipe_path, overrides)
     if args.dry_run:
+        from ..training.preflight import preflight
+
+        preflight(recipe)
         print(dump_recipe(recipe), end="")
         return 0
     result = train(recipe, run_dir or default_run_dir(recipe), resume=args.resume, device=args.device)

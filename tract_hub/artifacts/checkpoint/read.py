@@ -136,9 +136,17 @@ def load_checkpoint(config_path: Path, weights_path: Path, origin: str) -> tuple
     metadata = read_metadata(config) or TrActMetadata()
     verify_weights(weights_path, metadata.weights_sha256, metadata.weights_bytes)
     check_sizes(config, weights_path.stat().st_size)
-    header = read_header(weights_path)
     pretrained_cfg = _timm_pretrained_cfg(config, spec.name) if spec.source == "timm" else None
     what = f"{spec.qualified_name} with model_args {spec.model_args} (from {origin})"
+    return build_and_load(spec, weights_path, what, pretrained_cfg=pretrained_cfg), config
+
+
+def build_and_load(
+    spec: ArchitectureSpec, weights_path: Path, what: str, *, pretrained_cfg: dict[str, Any] | None = None
+) -> nn.Module:
+    """``spec`` built with the weights of ``weights_path`` loaded strictly; the file's header is compared with the
+    model built on the meta device first, so weights that do not fit allocate nothing."""
+    header = read_header(weights_path)
     meta = build_on_meta(spec, pretrained_cfg=pretrained_cfg)
     if meta is not None:
         check_model_args(spec, type(meta))
@@ -148,7 +156,7 @@ def load_checkpoint(config_path: Path, weights_path: Path, origin: str) -> tuple
         check_model_args(spec, type(model))
         check_tensors(specs_of(model.state_dict()), header, what)
     load_strict(model, read_weights(weights_path), what)
-    return model, config
+    return model
 
 
 def _check_options(patched: bool, lam: float | None, num_classes: int | None) -> None:
