@@ -82,14 +82,14 @@ def confined_file(
         real = os.path.realpath(path, strict=True)
     except OSError as raised:
         raise error(f"{str(path)!r} is a symbolic link to a file that does not exist ({raised})") from None
+    mode = os.stat(real).st_mode
+    if not stat.S_ISREG(mode):
+        raise error(f"{str(path)!r} is {_kind(mode)}, not a regular file; replace it by the file itself")
     if os.path.commonpath([real_root, real]) != real_root:
         raise error(
             f"{str(path)!r} leads to {real!r}, outside its folder {str(root)!r}: tract_hub reads only files inside "
             "the folder. Copy the file itself into the folder (cp -L) if you trust it"
         )
-    mode = os.stat(real).st_mode
-    if not stat.S_ISREG(mode):
-        raise error(f"{str(path)!r} is {_kind(mode)}, not a regular file; replace it by the file itself")
     return Path(real)
 
 

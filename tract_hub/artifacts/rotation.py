@@ -38,8 +38,10 @@ Example:
     >>> for epoch in (1, 2):
     ...     with atomic_directory(target, overwrite=True) as staging:
     ...         _ = (staging / "epoch.txt").write_text(str(epoch))
-    >>> newest_complete(target).name, (target / "epoch.txt").read_text(), sorted(p.name for p in target.parent.iterdir())
-    ('last', '2', ['last'])
+    >>> newest_complete(target).name, (target / "epoch.txt").read_text()
+    ('last', '2')
+    >>> sorted(path.name for path in target.parent.iterdir())  # no staging, no .new, no .old left
+    ['last']
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 A card shows values that come from files and arguments (data set and layer names, metric keys, a recipe). Each
 goes through one of these functions, which keep it readable while making it inert on any Markdown renderer:
 
-* :func:`text`: prose; ``< > &`` become HTML entities, every other ASCII punctuation mark is backslash-escaped
-  (no emphasis, link, image, heading or table syntax survives), line breaks become spaces;
+* :func:`text`: prose; ``< > &`` become HTML entities, the punctuation that starts Markdown syntax is
+  backslash-escaped (no emphasis, link, image, heading, table or autolink syntax survives), line breaks become
+  spaces;
 * :func:`code`: an identifier in a code span (no HTML, no link, no autolink inside), delimited by a run of
   backticks longer than any in the value; ``table=True`` escapes ``|`` for a table cell;
 * :func:`word`: a simple word (``top1``) as it is, anything else as code;
@@ -14,7 +15,7 @@ goes through one of these functions, which keep it readable while making it iner
 
 Example:
     >>> print(text("<img src=x onerror=alert(1)>"))
-    &lt;img src\\=x onerror\\=alert\\(1\\)&gt;
+    &lt;img src=x onerror=alert\\(1\\)&gt;
     >>> print(code("a`b"), code("x|y", table=True))
     ``a`b`` `x\\|y`
     >>> repo_link("org/model"), repo_link(") [click](javascript:alert(1))")
@@ -24,11 +25,12 @@ Example:
 from __future__ import annotations
 
 import re
-import string
 from typing import Any
 
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
-_ESCAPED = {char: "\\" + char for char in string.punctuation if char not in _ENTITIES}
+#: The punctuation that starts Markdown syntax inline (emphasis, code, links, images, tables, strike-through,
+#: headings, list markers, protocol autolinks): escaped with a backslash. The rest (``/ . , = ...``) is inert.
+_ESCAPED = {char: "\\" + char for char in "\\`*_{}[]()#+-!|~:"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _BACKTICKS = re.compile(r"`+")
 _WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")

@@ -147,7 +147,7 @@ def build_and_load(
     """``spec`` built with the weights of ``weights_path`` loaded strictly; the file's header is compared with the
     model built on the meta device first, so weights that do not fit allocate nothing."""
     header = read_header(weights_path)
-    meta = build_on_meta(spec, pretrained_cfg=pretrained_cfg)
+    meta = build_on_meta(spec, pretrained_cfg=pretrained_cfg, strict=True)
     if meta is not None:
         check_model_args(spec, type(meta))
         check_tensors(specs_of(meta.state_dict()), header, what)

@@ -125,7 +125,8 @@ def check_sizes(config: dict[str, Any], weights_bytes: int) -> None:
     """Refuse sizes no real checkpoint has: an integer of ``model_args`` (or ``num_classes``) larger than the
     weights file in bytes cannot describe the model in it (a head, a depth, a width each take more bytes), and
     building it first would take the memory or the time that the number says."""
-    found = _integers(config.get("model_args") or {}, "model_args") + _integers(config.get("num_classes"), "num_classes")
+    found = _integers(config.get("model_args") or {}, "model_args")
+    found += _integers(config.get("num_classes"), "num_classes")
     for where, value in found:
         if abs(value) > max(weights_bytes, 2**16):
             raise CheckpointIntegrityError(
@@ -187,22 +188,40 @@ def _kwargs(spec: ArchitectureSpec, pretrained_cfg: dict[str, Any] | None) -> di
     return kwargs
 
 
+#: What a constructor raises for arguments it cannot take (on any device); other errors of a build on the meta
+#: device (RuntimeError, NotImplementedError: a constructor that computes with tensor values) are the device's.
+_ARGUMENT_ERRORS = (TypeError, ValueError, KeyError, IndexError, AssertionError, AttributeError)
+
+
+def _cannot_build(spec: ArchitectureSpec, error: BaseException) -> CheckpointIntegrityError:
+    return CheckpointIntegrityError(
+        f"cannot build {spec.qualified_name} with model_args {spec.model_args}: {type(error).__name__}: {error}. "
+        "The checkpoint's config.json does not describe a model this timm/torchvision version can build"
+    )
+
+
 def build(spec: ArchitectureSpec, *, pretrained_cfg: dict[str, Any] | None = None) -> nn.Module:
-    """A freshly initialized model of ``spec`` (no weights are downloaded or read)."""
+    """A freshly initialized model of ``spec`` (no weights are downloaded or read); any failure of the
+    constructor is the project's error (the arguments come from a file)."""
     try:
         return create_model(spec.qualified_name, pretrained=False, **_kwargs(spec, pretrained_cfg))
-    except (TypeError, ValueError, RuntimeError, AssertionError, KeyError, MemoryError) as error:
-        raise CheckpointIntegrityError(
-            f"cannot build {spec.qualified_name} with model_args {spec.model_args}: {type(error).__name__}: {error}. "
-            "The checkpoint's config.json does not describe a model this timm/torchvision version can build"
-        ) from error
+    except Exception as error:
+        raise _cannot_build(spec, error) from error
 
 
-def build_on_meta(spec: ArchitectureSpec, *, pretrained_cfg: dict[str, Any] | None = None) -> nn.Module | None:
-    """``spec`` built on the meta device (no memory is allocated), or None if it cannot be built so."""
+def build_on_meta(
+    spec: ArchitectureSpec, *, pretrained_cfg: dict[str, Any] | None = None, strict: bool = False
+) -> nn.Module | None:
+    """``spec`` built on the meta device (no memory is allocated), or None if it cannot be built so; with
+    ``strict``, arguments the constructor refuses raise :class:`CheckpointIntegrityError` instead."""
     try:
         with torch.device("meta"):
             return create_model(spec.qualified_name, pretrained=False, **_kwargs(spec, pretrained_cfg))
+    except _ARGUMENT_ERRORS as error:
+        if strict:
+            raise _cannot_build(spec, error) from error
+        logger.debug("cannot build %s (%s)", spec.qualified_name, error)
+        return None
     except Exception as error:
         logger.debug("cannot build %s on the meta device (%s)", spec.qualified_name, error)
         return None

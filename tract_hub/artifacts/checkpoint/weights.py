@@ -108,8 +108,8 @@ def read_header(path: Path) -> dict[str, TensorSpec]:
     """Key -> (dtype, shape) from a safetensors file's header, reading no tensor data."""
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
-            specs = {}
-            for key in handle.keys():
+            specs, keys = {}, handle.keys()  # a safe_open handle is not iterable itself
+            for key in keys:
                 piece = handle.get_slice(key)
                 raw = piece.get_dtype()
                 specs[key] = (_SAFETENSORS_DTYPES.get(raw, raw), tuple(int(n) for n in piece.get_shape()))
