@@ -182,10 +182,11 @@ def disk_full_error(error: BaseException, target: Path, needed: int | None) -> D
     except OSError:  # pragma: no cover - the folder vanished
         free = "unknown"
     need = f"about {_megabytes(needed)}" if needed else "more than is free"
+    kept = f"{str(target)!r} is left as it was" if target.exists() else "nothing was written"
     return DiskFullError(
-        f"cannot write {str(target)!r}: the file system is full ({type(error).__name__}: {error}). It needs {need}, "
-        f"{free} is free in {str(target.parent)!r}; free some space or write elsewhere. "
-        f"{'The previous version is left as it was' if target.exists() else 'Nothing was written'}"
+        f"cannot write {str(target)!r}: out of space ({type(error).__name__}: {error}). Writing it needs {need}; "
+        f"{free} is free in {str(target.parent)!r} (a quota or a file-size limit can allow less). Free some space "
+        f"or write elsewhere; {kept}"
     )
 
 
