@@ -171,7 +171,6 @@ def test_a_kill_at_every_step_twice_in_a_row_keeps_the_newest_checkpoint(
                 assert newest_epoch(again / "last") == 4 and sorted(os.listdir(again)) == ["last"]
                 shutil.rmtree(again)
                 kills += 1
-    print(f"{kills} kill sequences")
     assert kills >= 100, kills  # every step of the first save (whole and half done), then of the second
 
 

@@ -370,7 +370,7 @@ def _deep_copy(data: Any) -> Any:
 def resolve_recipe_path(name: str | Path) -> Path:
     """A recipe file: the path itself, or ``recipes/<name>.yaml`` relative to the working directory."""
     path = Path(name)
-    if path.is_file():
+    if path.is_file() or (path.exists() and not path.is_dir()):  # a device or a pipe is refused when read
         return path
     candidate = Path("recipes") / f"{name}.yaml"
     if path.suffix == "" and candidate.is_file():
