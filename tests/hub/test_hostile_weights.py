@@ -135,3 +135,20 @@ def test_the_checks_accept_every_saved_checkpoint(saved_timm: Path) -> None:
     model = torchvision.models.squeezenet1_1(num_classes=4)
     path = tract_hub.save_pretrained(model, saved_timm.parent / "squeezenet", architecture="torchvision:squeezenet1_1")
     assert type(tract_hub.from_pretrained(path)).__name__ == "SqueezeNet"
+
+
+@pytest.mark.parametrize(
+    ("case", "fragment"),
+    [("half model", "77 dtype mismatch.*conv1.0.weight float16 vs float32"), ("argument of the wrong kind", "model_args.drop_rate='x'")],
+)
+def test_saving_what_would_not_load_is_refused(case: str, fragment: str, tmp_path: Path) -> None:
+    from tract_hub.models import create_model
+
+    if case == "half model":
+        model, options = create_model("timm:test_resnet", num_classes=3).half(), {}
+    else:
+        model = create_model("timm:test_resnet", num_classes=3)
+        options = {"architecture": "timm:test_resnet", "model_kwargs": {"num_classes": 3, "drop_rate": "x"}}
+    with pytest.raises(InvalidArgumentError, match=fragment):
+        tract_hub.save_pretrained(model, tmp_path / "c", **options)
+    assert not (tmp_path / "c").exists()

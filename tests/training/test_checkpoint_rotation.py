@@ -333,3 +333,37 @@ def test_disk_full_for_real_with_a_file_size_limit(real_processes: dict[str, Any
     message = real_processes["disk_full"]
     assert message.startswith("refused: cannot write") and "needs about 4.0 MiB" in message, message
     assert real_processes["disk_full_kept"] == 1 and real_processes["disk_full_listing"] == ["last"]
+
+
+def test_disk_full_when_saving_a_hub_checkpoint_or_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tract_hub
+    from tract_hub.artifacts import files
+    from tract_hub.models import create_model
+
+    model = create_model("timm:test_resnet", num_classes=3)
+    saved = tract_hub.save_pretrained(model, tmp_path / "c")
+    before = {path.name: path.read_bytes() for path in saved.iterdir()}
+    monkeypatch.setattr(weights_module, "save_file", _failing(_SAFETENSORS))
+    with pytest.raises(DiskFullError, match=r"cannot write '.*/c': out of space .* needs about 1\.4 MiB"):
+        tract_hub.save_pretrained(model, saved, overwrite=True)
+    assert {path.name: path.read_bytes() for path in saved.iterdir()} == before
+    assert sorted(os.listdir(tmp_path)) == ["c"]
+
+    summary = tmp_path / "summary.json"
+    summary.write_text("{}")
+    monkeypatch.setattr(files.os, "fsync", lambda descriptor: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
+    with pytest.raises(DiskFullError, match=r"cannot write '.*summary.json': out of space"):
+        files.write_text_atomic(summary, '{"epochs": 1}')
+    monkeypatch.undo()
+    assert summary.read_text() == "{}" and sorted(os.listdir(tmp_path)) == ["c", "summary.json"]
+
+
+def test_run_directory_readers_find_a_checkpoint_left_mid_rotation(tmp_path: Path) -> None:
+    """A run killed between steps 3 and 4 holds its best checkpoint as ``.best.new``: the hub still finds it."""
+    from tract_hub.artifacts.run_dir import RunDirectory
+
+    run = RunDirectory(tmp_path / "run")
+    save(run.checkpoint("best"), 1)
+    os.rename(run.checkpoint("best"), rotation.new_copy(run.checkpoint("best")))
+    assert run.weights("best").parent.name == ".best.new"
+    assert torch.equal(checkpoint.read_weights(run.weights("best"))["w"], weights(1)["w"])

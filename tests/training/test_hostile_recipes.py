@@ -140,3 +140,8 @@ def test_deeply_nested_metadata_is_refused_when_saving(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgumentError, match="metadata is not JSON data"):
         tract_hub.save_pretrained(create_model("timm:test_resnet"), tmp_path / "c", metadata={"recipe": {"a": nested}})
     assert not (tmp_path / "c").exists()
+
+
+def test_command_line_json_values_are_bounded(capsys: pytest.CaptureFixture[str]) -> None:
+    status, err = _run_cli(["locate", "timm:test_resnet", "-k", "in_chans=" + "[" * 100_000], capsys)
+    assert status == 1 and "nested more than 64 levels deep" in err

@@ -36,6 +36,7 @@ from typing import Any
 from ..errors import DataError, TrActError
 from .files import json_text, write_text_atomic
 from .reading import confined_file, parse_json, parse_yaml, read_confined_text
+from .rotation import newest_complete
 from .schema import from_data, to_data
 from .task import Task, task_of
 
@@ -151,7 +152,8 @@ class RunDirectory:
     def holds_run(cls, path: str | os.PathLike[str]) -> bool:
         """Whether ``path`` looks like a finished-epoch run directory (a summary and a best checkpoint)."""
         run = cls(path)
-        return run.summary_path.is_file() and (run.checkpoint("best") / WEIGHTS_FILE).is_file()
+        best = run.checkpoint("best")
+        return run.summary_path.is_file() and ((newest_complete(best) or best) / WEIGHTS_FILE).is_file()
 
     # -- paths ---------------------------------------------------------------------------------------------
     @property
@@ -181,8 +183,11 @@ class RunDirectory:
         return self.path / "checkpoints" / which
 
     def weights(self, which: str = "best") -> Path:
-        """The weights file of the ``best`` or ``last`` checkpoint; :class:`DataError` if it is missing."""
-        path = self.checkpoint(which) / WEIGHTS_FILE
+        """The weights file of the newest complete ``best`` or ``last`` checkpoint (the rotation of
+        :mod:`.rotation` may hold it under ``.best.new`` or ``.best.old`` after a kill); :class:`DataError` if it
+        is missing."""
+        folder = self.checkpoint(which)
+        path = (newest_complete(folder) or folder) / WEIGHTS_FILE
         if not path.is_file():
             raise DataError(
                 f"run {str(self.path)!r} has no {which} checkpoint ({path} is missing); the run did not finish "
