@@ -3,10 +3,10 @@ download, then published in the Hub format and loaded back. It uses both trainin
 above both.
 
 For each seed, the demo recipe (:mod:`~tract_hub.training.demo_recipe`) is trained twice with the same
-initialization and data order, vanilla and with TrAct. The demo prints the validation accuracy (on the held-out
-quarter of the digits) per epoch (mean over the seeds) and per seed side by side, writes the plot, saves the TrAct model of the first seed in the Hub format
-(``tract_hub.save_pretrained``), loads it back (``tract_hub.from_pretrained``) and checks that the reloaded model
-gives the same outputs.
+initialization and data order, vanilla and with TrAct. The demo prints the validation accuracy (on the
+held-out quarter of the digits) per epoch (mean over the seeds) and per seed side by side, writes the plot,
+saves the TrAct model of the first seed in the Hub format (``tract_hub.save_pretrained``), loads it back
+(``tract_hub.from_pretrained``) and checks that the reloaded model gives the same outputs.
 
 Example (made tiny with overrides; ``tract-hub demo`` runs the real thing):
     >>> import tempfile
