@@ -20,6 +20,7 @@ import importlib.util
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -41,10 +42,10 @@ def register_models() -> None:
         )
 
 
-class _RegisteringLoader(importlib.abc.Loader):
-    """timm's own loader, followed by :func:`register_models`; every other attribute is timm's loader's."""
+class _CallbackLoader(importlib.abc.Loader):
+    """The module's own loader, followed by the callback; every other attribute is the own loader's."""
 
-    def __init__(self, loader: Any, finder: _RegisterAfterTimm) -> None:
+    def __init__(self, loader: Any, finder: _AfterImport) -> None:
         self._loader = loader
         self._finder = finder
 
@@ -57,22 +58,23 @@ class _RegisteringLoader(importlib.abc.Loader):
     def exec_module(self, module: ModuleType) -> None:
         try:
             self._loader.exec_module(module)
-        finally:  # the module keeps timm's own loader, as if nothing had stood between
+        finally:  # the module keeps its own loader, as if nothing had stood between
             module.__loader__ = self._loader
             if module.__spec__ is not None:
                 module.__spec__.loader = self._loader
         self._finder.remove()
-        register_models()
+        self._finder.callback()
 
 
-class _RegisterAfterTimm(importlib.abc.MetaPathFinder):
-    """Answers only for ``timm``: finds its spec with the other finders and wraps its loader."""
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Answers only for one top-level module: finds its spec with the other finders and wraps its loader."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str, callback: Callable[[], None]) -> None:
+        self.name, self.callback = name, callback
         self._local = threading.local()
 
     def find_spec(self, fullname: str, path: Any = None, target: ModuleType | None = None) -> Any:
-        if fullname != WATCHED or getattr(self._local, "searching", False):
+        if fullname != self.name or getattr(self._local, "searching", False):
             return None
         self._local.searching = True
         try:
@@ -80,8 +82,8 @@ class _RegisterAfterTimm(importlib.abc.MetaPathFinder):
         finally:
             self._local.searching = False
         if spec is None or spec.loader is None:
-            return None  # timm is not installed: the import fails as it would without us
-        spec.loader = _RegisteringLoader(spec.loader, self)
+            return None  # not installed: the import fails as it would without us
+        spec.loader = _CallbackLoader(spec.loader, self)
         return spec
 
     def remove(self) -> None:
@@ -89,10 +91,16 @@ class _RegisterAfterTimm(importlib.abc.MetaPathFinder):
             sys.meta_path.remove(self)
 
 
+def after_import(name: str, callback: Callable[[], None]) -> None:
+    """Call ``callback`` once top-level module ``name`` is imported: now if it is, else right after its first
+    import has run (before the ``import`` statement returns). Waiting costs one finder on ``sys.meta_path``."""
+    if name in sys.modules:
+        callback()
+        return
+    if not any(isinstance(f, _AfterImport) and f.name == name and f.callback is callback for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport(name, callback))
+
+
 def register_when_timm_is_imported() -> None:
     """Register tract_hub's models with timm now if timm is imported, else right after ``import timm``."""
-    if WATCHED in sys.modules:
-        register_models()
-        return
-    if not any(isinstance(finder, _RegisterAfterTimm) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _RegisterAfterTimm())
+    after_import(WATCHED, register_models)

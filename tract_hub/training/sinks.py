@@ -118,6 +118,10 @@ def tensorboard_installed() -> bool:
     return importlib.util.find_spec("tensorboard") is not None
 
 
+def wandb_installed() -> bool:
+    return importlib.util.find_spec("wandb") is not None
+
+
 def check_available(options: ReportOptions) -> None:
     """Refuse, before anything is trained, a sink that was asked for but is not installed."""
     if options.tensorboard and not tensorboard_installed():
@@ -125,7 +129,7 @@ def check_available(options: ReportOptions) -> None:
             "TensorBoard logging was asked for, but the tensorboard package is not installed; "
             "pip install tensorboard (or tract-hub[tensorboard]), or leave TensorBoard off"
         )
-    if options.wandb and importlib.util.find_spec("wandb") is None:
+    if options.wandb and not wandb_installed():
         raise InvalidArgumentError("--wandb: the wandb package is not installed; pip install wandb, or drop --wandb")
 
 
