@@ -9,6 +9,7 @@ synchronizing backward), counted on the call itself.
 
     python benchmarks/exact_mode.py                          # CIFAR ResNet-18 and CIFAR ViT, 1 and 2 processes
     python benchmarks/exact_mode.py --worlds 2 --rounds 5 --models cifar-vit
+    python benchmarks/exact_mode.py --worlds 1 --compile --json benchmarks/results/exact_mode_compiled.json
 """
 
 from __future__ import annotations
@@ -34,22 +35,23 @@ from tract_hub.patching import distributed as tract_distributed
 VARIANTS = ("vanilla", "per_backward", "exact")
 
 
-def build(model_key: str, variant: str, distributed: bool) -> tuple[nn.Module, torch.optim.Optimizer]:
+def build(model_key: str, variant: str, distributed: bool, compiled: bool) -> tuple[nn.Module, torch.optim.Optimizer]:
     spec = MODELS[model_key]
     torch.manual_seed(0)
     model = spec.build()
     if variant != "vanilla":
         tract_hub.patch(model, 0.1, target=spec.first_layer, exact=variant == "exact")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     wrapped = nn.parallel.DistributedDataParallel(model) if distributed else model
-    return wrapped, torch.optim.SGD(wrapped.parameters(), lr=0.01, momentum=0.9)
+    return (torch.compile(wrapped) if compiled else wrapped), optimizer
 
 
-def measure(model_key: str, batch: int, rounds: int, distributed: bool) -> dict:
+def measure(model_key: str, batch: int, rounds: int, distributed: bool, compiled: bool = False) -> dict:
     spec = MODELS[model_key]
     generator = torch.Generator().manual_seed(dist.get_rank() if distributed else 0)
     x = torch.randn(batch, 3, spec.image_size, spec.image_size, generator=generator)
     y = torch.randint(0, 10, (batch,), generator=generator)
-    built = {variant: build(model_key, variant, distributed) for variant in VARIANTS}
+    built = {variant: build(model_key, variant, distributed, compiled) for variant in VARIANTS}
 
     def step_of(variant: str):
         model, optimizer = built[variant]
@@ -86,28 +88,32 @@ def bytes_per_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.
     return sum(sent)
 
 
-def worker(rank: int, world: int, rendezvous: str, out: str, models: list[str], batch: int, rounds: int) -> None:
+def worker(
+    rank: int, world: int, rendezvous: str, out: str, models: list[str], batch: int, rounds: int, compiled: bool
+) -> None:
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
-    results = {key: measure(key, batch // world, rounds, distributed=True) for key in models}
+    results = {key: measure(key, batch // world, rounds, True, compiled) for key in models}
     if rank == 0:
         Path(out).write_text(json.dumps(results))
     dist.destroy_process_group()
 
 
-def run_world(world: int, models: list[str], batch: int, rounds: int) -> dict:
+def run_world(world: int, models: list[str], batch: int, rounds: int, compiled: bool) -> dict:
     if world == 1:
-        return {key: measure(key, batch, rounds, distributed=False) for key in models}
+        return {key: measure(key, batch, rounds, False, compiled) for key in models}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
-        mp.spawn(worker, args=(world, f"{tmp}/rendezvous", str(out), models, batch, rounds), nprocs=world)
+        arguments = (world, f"{tmp}/rendezvous", str(out), models, batch, rounds, compiled)
+        mp.spawn(worker, args=arguments, nprocs=world)
         return json.loads(out.read_text())
 
 
-def table(results: dict, batch: int) -> str:
+def table(results: dict, batch: int, compiled: bool) -> str:
+    how = "torch.compile" if compiled else "eager"
     lines = [
-        f"Training step (global batch {batch}), medians; ratios against vanilla and exact against per-backward:",
+        f"Training step ({how}, global batch {batch}), medians; ratios against vanilla and exact against per-backward:",
         "",
         "| model | processes | vanilla ms | per-backward ms (x) | exact ms (x) | exact / per-backward "
         "| bytes per step |",
@@ -130,11 +136,13 @@ def main() -> None:
     parser.add_argument("--worlds", nargs="+", type=int, default=[1, 2], help="process counts (CPU, gloo)")
     parser.add_argument("--batch", type=int, default=32, help="global batch (split evenly over the processes)")
     parser.add_argument("--rounds", type=int, default=15, help="timed rounds (median reported)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile every variant (default Inductor)")
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "exact_mode.json")
     args = parser.parse_args()
-    results = {world: run_world(world, args.models, args.batch, args.rounds) for world in args.worlds}
-    print(table(results, args.batch))
+    results = {world: run_world(world, args.models, args.batch, args.rounds, args.compile) for world in args.worlds}
+    print(table(results, args.batch, args.compile))
     record = {
+        "compiled": args.compile,
         "batch": args.batch,
         "rounds": args.rounds,
         "threads_single_process": torch.get_num_threads(),
