@@ -68,6 +68,15 @@ def test_flag_errors_name_the_flag(arguments, message, capsys: pytest.CaptureFix
     assert message in capsys.readouterr().err
 
 
+def test_docstring_example_runs() -> None:
+    import doctest
+
+    from tract_hub.cli import recipe_flags
+
+    result = doctest.testmod(recipe_flags, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
 def test_train_a_folder_from_flags_alone(
     image_folder_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
