@@ -120,3 +120,17 @@ def test_wandb_only_when_asked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     (run,) = runs
     assert run.finished and [step for _, step in run.logged] == [2, 4, 4]
     assert "train/loss" in run.logged[0][0] and "epoch/top1" in run.logged[-1][0]
+
+
+@pytest.mark.parametrize(("steps", "interval", "logged"), [(5, 2, [2, 4, 5]), (3, 50, []), (4, 4, [4])])
+def test_which_steps_are_logged(steps, interval, logged, caplog: pytest.LogCaptureFixture) -> None:
+    from tract_hub.training.progress import StepMeter
+
+    meter = StepMeter(epoch=1, epochs=1, steps=steps, interval=interval, world_size=2)
+    with caplog.at_level(logging.INFO, logger="tract_hub"):
+        for _ in range(steps):
+            meter.step(loss_sum=6.0, samples=3, lr=0.5, data_time=0.25)
+    assert [int(r.getMessage().split("  ")[1].split()[1].split("/")[0]) for r in caplog.records] == logged
+    if logged:
+        assert "loss 2.0000 (epoch 2.0000)  lr 0.5  " in caplog.records[0].getMessage()
+        assert "data 0.250 s/step" in caplog.records[0].getMessage()

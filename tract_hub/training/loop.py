@@ -453,14 +453,16 @@ class Trainer:
                 optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True
             ):
                 group["lr"] = base_lr * factor(scheduler.last_epoch)
-        logger.warning(
+        after = self.optimizers[0].param_groups[0]["lr"]
+        logger.log(
+            logging.WARNING if after != before else logging.INFO,
             "--resume: train.epochs %d -> %d: the %s schedule is recomputed for %s; the learning rate continues "
             "at %.4g (it was %.4g), where a run of %s is at step %d",
             saved_epochs,
             self.config.epochs,
             self.recipe.schedule.name,
             plural(self.config.epochs, "epoch"),
-            self.optimizers[0].param_groups[0]["lr"],
+            after,
             before,
             plural(self.config.epochs, "epoch"),
             self.global_step,

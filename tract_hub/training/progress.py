@@ -1,7 +1,8 @@
 """Progress of long work: log lines every N steps (for pipes, nohup and cluster logs) and tqdm bars on terminals.
 
-:class:`StepMeter` measures the optimizer steps of one epoch and, every ``interval`` steps and at the epoch's
-last step, logs one line through :mod:`logging` (as timm's and torchvision's training scripts do)::
+:class:`StepMeter` measures the optimizer steps of one epoch and, every ``interval`` steps and at the last step
+of an epoch longer than that, logs one line through :mod:`logging` (as timm's and torchvision's training scripts
+do)::
 
     epoch 3/90  step 200/1251 (16%)  loss 3.8121 (epoch 3.9502)  lr 0.1  2485 img/s  data 0.012 s/step
     eta 0:07:12  peak mem 10.20 GiB       (one line in the log)
@@ -159,7 +160,8 @@ class StepMeter:
         self._window_steps += 1
         if self.bar is not None:
             self.bar.update(1)
-        if self.done % self.interval == 0 or self.done == self.steps:
+        # the epoch's last step too, unless the epoch is one interval or shorter (its epoch line follows at once)
+        if self.done % self.interval == 0 or (self.done == self.steps and self.steps > self.interval):
             self._report(lr)
 
     def _report(self, lr: float) -> None:
