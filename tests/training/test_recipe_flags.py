@@ -68,6 +68,12 @@ def test_flag_errors_name_the_flag(arguments, message, capsys: pytest.CaptureFix
     assert message in capsys.readouterr().err
 
 
+def test_model_ema_flags_do_not_leak_into_the_next_command(capsys: pytest.CaptureFixture[str]) -> None:
+    first = _resolved(["recipes/demo_digits.yaml", "--model-ema", "--model-ema-decay", "0.5"], capsys)
+    second = _resolved(["recipes/demo_digits.yaml", "--model-ema"], capsys)
+    assert first["train"]["ema"]["decay"] == 0.5 and second["train"]["ema"] == {"decay": 0.9998, "warmup": False}
+
+
 def test_docstring_example_runs() -> None:
     import doctest
 

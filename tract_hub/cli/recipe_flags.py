@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import copy
 import re
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,12 @@ FLAGS: list[tuple[tuple[str, ...], str, dict[str, Any]]] = [
     (
         ("-b", "--batch-size"),
         "train.batch_size",
-        {"type": int, "metavar": "N", "help": "images per optimizer step in total (all GPUs and micro-batches)"},
+        {
+            "type": int,
+            "metavar": "N",
+            "help": f"images per optimizer step in total, all GPUs and micro-batches (default {DEFAULT_BATCH_SIZE} "
+            "without a RECIPE)",
+        },
     ),
     (("--accum-steps",), "train.accum_steps", {"type": int, "metavar": "K", "help": "micro-batches per step"}),
     (("--precision",), "train.precision", {"choices": ("fp32", "bf16", "fp16"), "help": "autocast precision"}),
@@ -149,7 +155,7 @@ def recipe_data(args: argparse.Namespace, base: dict[str, Any] | None) -> dict[s
     for key, value in flags.items():
         if key == "train.ema" and isinstance(data.get("train", {}).get("ema"), dict):
             continue  # --model-ema on a recipe that already keeps an EMA changes nothing
-        set_path(data, key, value)
+        set_path(data, key, copy.deepcopy(value))  # never the flag's shared constant ({} of --model-ema)
     return data
 
 
