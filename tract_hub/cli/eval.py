@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Evaluate weights on a validation set: a run directory of tract-hub train (its best or last "
             "checkpoint, trained or EMA weights, on the run's own data and transform) or a Hub-format checkpoint "
             "(a directory, hf-hub:org/name or org/name; on the data set its recipe records, or --data). Prints "
-            "the metrics in %% and, where the run or checkpoint recorded them for the same weights and data, the "
+            "the metrics in % and, where the run or checkpoint recorded them for the same weights and data, the "
             "recorded ones beside them."
         ),
     )
