@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .recipe_flags import add_recipe_flags, flag_hint, given_flags, missing_for_flags_only, recipe_data
+from .recipe_flags import add_recipe_flags, flag_hint, missing_for_flags_only, recipe_data
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -114,6 +114,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"tract-hub train: training diverged in epoch {summary.diverged_at_epoch} (see {result.run_dir})")
         return 1
     return 0
-
-
-__all__ = ["given_flags", "register", "run"]
