@@ -36,12 +36,13 @@ def test_log_scale_only_when_the_losses_span_a_lot(losses: list[float], log: boo
 
 def test_run_curves_in_percent_with_a_log_loss_axis(tmp_path: Path, drawn: list[Any]) -> None:
     rows = [
-        {"epoch": 1, "top1": 0.25, "train_loss": 40.0, "val_loss": 9.0},
-        {"epoch": 2, "top1": 0.5, "train_loss": 1.0, "val_loss": 1.5},
+        {"epoch": 1, "top1": 0.25, "ema_top1": 0.2, "train_loss": 40.0, "val_loss": 9.0},
+        {"epoch": 2, "top1": 0.5, "ema_top1": 0.55, "train_loss": 1.0, "val_loss": 1.5},
     ]
     plot_curves([Curve("run", True, rows)], tmp_path / "c.png", CLASSIFICATION, title="t")
     metric, loss = drawn
-    assert list(metric.get_lines()[0].get_ydata()) == [25.0, 50.0]
+    assert [list(line.get_ydata()) for line in metric.get_lines()] == [[25.0, 50.0], [20.0, 55.0]]
+    assert [line.get_label() for line in metric.get_lines()] == ["run", "run EMA"]
     assert metric.get_ylabel() == "validation top-1 accuracy (%)"
     assert loss.get_yscale() == "log" and loss.get_ylabel() == "loss (log scale)"
     assert [line.get_label() for line in loss.get_lines()] == ["run training loss", "run validation loss"]

@@ -1,7 +1,7 @@
 """Training curves from metrics rows: one run (``plots/curves.png``), runs overlaid (``tract-hub compare``, the
 model card's ``training_curves.png``), and paired seeds (the demo). TrAct solid, vanilla dashed, as in the
 paper's figures. The task (:mod:`~tract_hub.artifacts.task`) names the metric that is plotted, in percent (the
-rows hold fractions); the loss axis is logarithmic when the losses span more than a factor of
+rows hold fractions), with its EMA dotted where a run keeps one (``ema_top1``, ...); the loss axis is logarithmic when the losses span more than a factor of
 :data:`LOG_LOSS_RATIO` (an early loss would otherwise flatten the rest).
 
 Example:
@@ -107,6 +107,11 @@ def plot_curves(
             style = "-" if curve.is_tract else "--"
             epochs, values = series(curve.rows, metric)
             axis.plot(epochs, percent(values), style, color=color, marker="o", markersize=2.5, label=curve.label)
+            epochs, values = series(curve.rows, f"ema_{metric}")  # a run that keeps an EMA of its weights
+            if values:
+                axis.plot(
+                    epochs, percent(values), ":", color=color, marker="x", markersize=3, label=f"{curve.label} EMA"
+                )
         axis.set(ylabel=f"validation {task.metric_label} (%)", title=title)
     if loss_keys:
         axis = axes[-1]
