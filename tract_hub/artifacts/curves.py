@@ -1,8 +1,9 @@
 """Training curves from metrics rows: one run (``plots/curves.png``), runs overlaid (``tract-hub compare``, the
 model card's ``training_curves.png``), and paired seeds (the demo). TrAct solid, vanilla dashed, as in the
 paper's figures. The task (:mod:`~tract_hub.artifacts.task`) names the metric that is plotted, in percent (the
-rows hold fractions), with its EMA dotted where a run keeps one (``ema_top1``, ...); the loss axis is logarithmic when the losses span more than a factor of
-:data:`LOG_LOSS_RATIO` (an early loss would otherwise flatten the rest).
+rows hold fractions), with its EMA dotted where a run keeps one (``ema_top1``, ...); the loss axis is
+logarithmic when the losses span more than a factor of :data:`LOG_LOSS_RATIO` (an early loss would otherwise
+flatten the rest).
 
 Example:
     >>> import tempfile, pathlib
