@@ -1,6 +1,7 @@
 """Checkpoints of a run: the model as safetensors, the rest of the training state beside it, written atomically.
 
-``checkpoints/<name>/model.safetensors`` holds the model's ``state_dict`` (TrAct never changes its keys) and
+``checkpoints/<name>/model.safetensors`` holds the model's ``state_dict`` (TrAct never changes its keys),
+``checkpoints/<name>/model_ema.safetensors`` the EMA of the weights when the run keeps one (``train.ema``), and
 ``checkpoints/<name>/training_state.pt`` the optimizer(s), scheduler(s), GradScaler, epoch, step and RNG states,
 saved with plain tensors and containers only so that ``torch.load(weights_only=True)`` reads it.
 
@@ -28,16 +29,24 @@ import torch
 
 from ..artifacts.checkpoint.weights import read_weights, save_state_dict
 from ..artifacts.files import atomic_directory, previous_copy
-from ..artifacts.run_dir import TRAINING_STATE_FILE, WEIGHTS_FILE
+from ..artifacts.run_dir import EMA_WEIGHTS_FILE, TRAINING_STATE_FILE, WEIGHTS_FILE
 from ..errors import CheckpointIntegrityError
 
 logger = logging.getLogger(__name__)
 
 
-def save_checkpoint(directory: str | Path, model_state: dict[str, torch.Tensor], training_state: dict) -> None:
-    """Write ``model.safetensors`` and ``training_state.pt`` into ``directory``, atomically."""
+def save_checkpoint(
+    directory: str | Path,
+    model_state: dict[str, torch.Tensor],
+    training_state: dict,
+    ema_state: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Write ``model.safetensors``, ``training_state.pt`` (and, given ``ema_state``, ``model_ema.safetensors``)
+    into ``directory``, atomically."""
     with atomic_directory(directory, overwrite=True, keep=False) as staging:
         save_state_dict(model_state, staging / WEIGHTS_FILE)
+        if ema_state is not None:
+            save_state_dict(ema_state, staging / EMA_WEIGHTS_FILE)
         torch.save(training_state, staging / TRAINING_STATE_FILE)
 
 
@@ -54,6 +63,12 @@ def checkpoint_directory(directory: str | Path) -> Path | None:
 
 def load_model_state(directory: str | Path) -> dict[str, torch.Tensor]:
     return read_weights(Path(directory) / WEIGHTS_FILE)
+
+
+def load_ema_state(directory: str | Path) -> dict[str, torch.Tensor] | None:
+    """The EMA weights of a checkpoint, None if it has none."""
+    path = Path(directory) / EMA_WEIGHTS_FILE
+    return read_weights(path) if path.is_file() else None
 
 
 def load_training_state(directory: str | Path) -> dict[str, Any]:

@@ -227,6 +227,17 @@ class ScheduleConfig:
 
 
 @dataclass
+class EmaConfig:
+    """An exponential moving average of the weights (timm's ``--model-ema``), evaluated and saved beside them."""
+
+    decay: float = 0.9998  # per optimizer step (timm's default)
+    warmup: bool = False  # timm's EMA warm-up: the decay grows from 0 towards `decay` over the first steps
+
+    def __post_init__(self) -> None:
+        _check(0 < self.decay < 1, f"train.ema.decay={self.decay!r} must be in (0, 1) (e.g. 0.9998)")
+
+
+@dataclass
 class TrainConfig:
     epochs: int
     batch_size: int  # images per optimizer step, in total (over accum_steps micro-batches and all ranks)
@@ -245,6 +256,7 @@ class TrainConfig:
     drop_last: bool = True  # drop the last incomplete training batch
     eval_every: int = 1  # epochs between evaluations (the last epoch is always evaluated)
     deterministic: bool = False  # torch.use_deterministic_algorithms (slower on GPU)
+    ema: EmaConfig | None = None  # EMA weights beside the trained ones (null: none)
 
     def __post_init__(self) -> None:
         _positive("train.epochs", self.epochs)
@@ -420,6 +432,7 @@ __all__ = [
     "DataConfig",
     "DetectionConfig",
     "DigitsConfig",
+    "EmaConfig",
     "FirstLayerOptimizerConfig",
     "ModelConfig",
     "OptimizerConfig",
