@@ -1,14 +1,15 @@
-"""Exact mode's cost under torch.distributed: bytes all-reduced per step, and step time vs per-backward mode.
+"""What exactness costs: training-step time of exact TrAct vs the paper's per-backward TrAct vs vanilla, on one
+process and on gloo ranks (DDP), and the bytes exact mode all-reduces per step.
 
-Spawns ``--world`` CPU processes (gloo on loopback, one thread each) and measures, inside them:
+One step is: zero_grad, forward, cross-entropy, backward, SGD step. The three variants of a model (same weights,
+same batch) run once per round in a shuffled order; the medians over the rounds are reported (CPU, perf_counter,
+ranks aligned by a barrier before each step). The bytes are those of the buffers exact mode hands to
+``torch.distributed.all_reduce`` in one step (one flat float64 buffer of ``groups x n x n + 1`` numbers per
+synchronizing backward), counted on the call itself.
 
-* for each benchmark layer, the bytes that ``tract_hub.finalize`` all-reduces per optimizer step (the size of
-  the buffers it actually sends: ``n x n + 1`` float32 numbers per layer, plus one number by which the ranks
-  agree on float32 or float64);
-* the median time of a full DDP training step (forward, backward, finalize where exact, SGD step) of a CIFAR
-  ResNet-18 for exact mode and for per-backward mode, the two models interleaved round by round.
-
-    python benchmarks/exact_mode.py --world 2 --rounds 20
+    python benchmarks/exact_mode.py                          # CIFAR ResNet-18 and CIFAR ViT, 1 and 2 processes
+    python benchmarks/exact_mode.py --worlds 2 --rounds 5 --models cifar-vit
+    python benchmarks/exact_mode.py --worlds 1 --compile --json benchmarks/results/exact_mode_compiled.json
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
+import platform
 import tempfile
 import time
 from pathlib import Path
@@ -25,99 +26,132 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from step_models import MODELS, interleaved_medians
 from torch import nn
 
 import tract_hub
+from tract_hub.patching import distributed as tract_distributed
 
-LAYERS = {
-    # name: (layer, input shape per rank)
-    "cifar-resnet18-stem (n=27)": (lambda: nn.Conv2d(3, 64, 3, 1, 1, bias=False), (2, 3, 32, 32)),
-    "cifar-vit-patch4 (n=48)": (lambda: nn.Conv2d(3, 384, 4, 4), (2, 3, 32, 32)),
-    "imagenet-stem (n=147)": (lambda: nn.Conv2d(3, 64, 7, 2, 3, bias=False), (2, 3, 64, 64)),
-    "vit-s16-patch16 (n=768)": (lambda: nn.Conv2d(3, 384, 16, 16), (2, 3, 64, 64)),
-    "vit-b16-patch16 (n=768)": (lambda: nn.Conv2d(3, 768, 16, 16), (2, 3, 64, 64)),
-}
+VARIANTS = ("vanilla", "per_backward", "exact")
 
 
-def bytes_per_step() -> dict[str, int]:
-    sent = {}
-    for name, (build, shape) in LAYERS.items():
-        layer = tract_hub.patch(build(), target="", exact=True)
-        layer(torch.randn(shape)).sum().backward()
-        sent[name] = tract_hub.finalize(layer)
-    return sent
+def build(model_key: str, variant: str, distributed: bool, compiled: bool) -> tuple[nn.Module, torch.optim.Optimizer]:
+    spec = MODELS[model_key]
+    torch.manual_seed(0)
+    model = spec.build()
+    if variant != "vanilla":
+        tract_hub.patch(model, 0.1, target=spec.first_layer, exact=variant == "exact")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    wrapped = nn.parallel.DistributedDataParallel(model) if distributed else model
+    return (torch.compile(wrapped) if compiled else wrapped), optimizer
 
 
-def step_times(rounds: int, batch: int) -> dict[str, float]:
-    import timm
+def measure(model_key: str, batch: int, rounds: int, distributed: bool, compiled: bool = False) -> dict:
+    spec = MODELS[model_key]
+    generator = torch.Generator().manual_seed(dist.get_rank() if distributed else 0)
+    x = torch.randn(batch, 3, spec.image_size, spec.image_size, generator=generator)
+    y = torch.randint(0, 10, (batch,), generator=generator)
+    built = {variant: build(model_key, variant, distributed, compiled) for variant in VARIANTS}
 
-    import tract_hub.models
+    def step_of(variant: str):
+        model, optimizer = built[variant]
 
-    models = {}
-    for mode in ("per_backward", "exact"):
-        torch.manual_seed(0)
-        model = timm.create_model("tract_resnet18_cifar", num_classes=10)
-        tract_hub.patch(model, 0.1, target="conv1", exact=mode == "exact")
-        ddp = nn.parallel.DistributedDataParallel(model)
-        models[mode] = (ddp, torch.optim.SGD(ddp.parameters(), lr=0.01, momentum=0.9))
-    generator = torch.Generator().manual_seed(dist.get_rank())
-    x, y = torch.randn(batch, 3, 32, 32, generator=generator), torch.randint(0, 10, (batch,), generator=generator)
-    times: dict[str, list[float]] = {mode: [] for mode in models}
-    for index in range(rounds + 2):
-        order = list(models) if index % 2 == 0 else list(reversed(models))
-        for mode in order:
-            ddp, optimizer = models[mode]
-            dist.barrier()
+        def step() -> float:
+            if distributed:
+                dist.barrier()
             start = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(ddp(x), y).backward()
-            if mode == "exact":
-                tract_hub.finalize(ddp)
+            F.cross_entropy(model(x), y).backward()
             optimizer.step()
-            elapsed = time.perf_counter() - start
-            if index >= 2:  # two warm-up rounds
-                times[mode].append(elapsed)
-    return {mode: statistics.median(values) for mode, values in times.items()}
+            return time.perf_counter() - start
+
+        return step
+
+    medians = interleaved_medians({variant: step_of(variant) for variant in VARIANTS}, rounds)
+    return {"median_step_s": medians, "all_reduced_bytes_per_step": bytes_per_step(*built["exact"], x, y)}
 
 
-def worker(rank: int, world: int, rendezvous: str, out: str, rounds: int, batch: int) -> None:
+def bytes_per_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> int:
+    sent: list[int] = []
+    original = tract_distributed.Reduction.all_reduce
+
+    def counting(self, buffer: torch.Tensor) -> None:
+        sent.append(buffer.numel() * buffer.element_size() * len(self.groups))
+        original(self, buffer)
+
+    tract_distributed.Reduction.all_reduce = counting
+    try:
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+    finally:
+        tract_distributed.Reduction.all_reduce = original
+    return sum(sent)
+
+
+def worker(
+    rank: int, world: int, rendezvous: str, out: str, models: list[str], batch: int, rounds: int, compiled: bool
+) -> None:
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
-    result = {"bytes_per_step": bytes_per_step(), "median_step_s": step_times(rounds, batch)}
+    results = {key: measure(key, batch // world, rounds, True, compiled) for key in models}
     if rank == 0:
-        Path(out).write_text(json.dumps(result))
+        Path(out).write_text(json.dumps(results))
     dist.destroy_process_group()
+
+
+def run_world(world: int, models: list[str], batch: int, rounds: int, compiled: bool) -> dict:
+    if world == 1:
+        return {key: measure(key, batch, rounds, False, compiled) for key in models}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        arguments = (world, f"{tmp}/rendezvous", str(out), models, batch, rounds, compiled)
+        mp.spawn(worker, args=arguments, nprocs=world)
+        return json.loads(out.read_text())
+
+
+def table(results: dict, batch: int, compiled: bool) -> str:
+    how = "torch.compile" if compiled else "eager"
+    lines = [
+        f"Training step ({how}, global batch {batch}), medians; ratios against vanilla and exact against per-backward:",
+        "",
+        "| model | processes | vanilla ms | per-backward ms (x) | exact ms (x) | exact / per-backward "
+        "| bytes per step |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for world, by_model in results.items():
+        for key, result in by_model.items():
+            m = result["median_step_s"]
+            v, p, e = m["vanilla"], m["per_backward"], m["exact"]
+            lines.append(
+                f"| {MODELS[key].name} | {world} | {v * 1e3:.1f} | {p * 1e3:.1f} ({p / v:.3f}) | "
+                f"{e * 1e3:.1f} ({e / v:.3f}) | {e / p:.3f} | {result['all_reduced_bytes_per_step']:,} |"
+            )
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--world", type=int, default=2, help="processes (CPU, gloo)")
-    parser.add_argument("--rounds", type=int, default=20, help="timed steps per mode (median reported)")
-    parser.add_argument("--batch", type=int, default=32, help="images per process")
+    parser.add_argument("--models", nargs="+", default=["cifar-resnet18", "cifar-vit"], choices=sorted(MODELS))
+    parser.add_argument("--worlds", nargs="+", type=int, default=[1, 2], help="process counts (CPU, gloo)")
+    parser.add_argument("--batch", type=int, default=32, help="global batch (split evenly over the processes)")
+    parser.add_argument("--rounds", type=int, default=15, help="timed rounds (median reported)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile every variant (default Inductor)")
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "exact_mode.json")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "result.json"
-        mp.spawn(worker, args=(args.world, f"{tmp}/rendezvous", str(out), args.rounds, args.batch), nprocs=args.world)
-        result = json.loads(out.read_text())
-    times = result["median_step_s"]
-    result.update(
-        world=args.world,
-        batch_per_process=args.batch,
-        rounds=args.rounds,
-        exact_over_per_backward=times["exact"] / times["per_backward"],
-    )
-    print("| layer | bytes all-reduced per step |\n|---|---|")
-    for name, sent in result["bytes_per_step"].items():
-        print(f"| {name} | {sent:,} ({sent / 2**20:.2f} MiB) |")
-    print(f"\nCIFAR ResNet-18 DDP step, {args.world} CPU processes x {args.batch} images, median of {args.rounds}:")
-    print(
-        f"per-backward {times['per_backward'] * 1e3:.1f} ms, exact {times['exact'] * 1e3:.1f} ms, "
-        f"ratio {result['exact_over_per_backward']:.3f}"
-    )
+    results = {world: run_world(world, args.models, args.batch, args.rounds, args.compile) for world in args.worlds}
+    print(table(results, args.batch, args.compile))
+    record = {
+        "compiled": args.compile,
+        "batch": args.batch,
+        "rounds": args.rounds,
+        "threads_single_process": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "results": {str(world): by_model for world, by_model in results.items()},
+    }
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2, sort_keys=True))
+    args.json.write_text(json.dumps(record, indent=2, sort_keys=True))
     print(f"wrote {args.json}")
 
 

@@ -35,7 +35,7 @@ def test_demo_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 def test_table_counts_the_seeds_tract_won() -> None:
     curves = {"vanilla": [[0.5, 0.8], [0.6, 0.9]], "tract": [[0.6, 0.85], [0.6, 0.88]]}
     table = format_demo_table(curves, [0, 1])
-    assert "TrAct ahead at the final epoch for 1 of 2 seed(s)." in table
+    assert "TrAct ahead at the final epoch for 1 of 2 seeds." in table
     assert "    2    85.00 ±  7.07    86.50 ±  2.12    +1.50" in table
 
 

@@ -4,7 +4,8 @@ Read from the source with ``ast`` (no import is executed), counting every ``impo
 functions: a deferred import is still a dependency. The layers, lowest first; a module may import its own
 package and the packages of lower layers only (so two packages of one layer never import each other)::
 
-    errors, _version < engine < patching < registry < models < _api < artifacts < training, hub < demo < cli
+    errors, _version < engine < patching < registry < models < _api, _timm_registration < artifacts < training, hub
+    < demo < cli
 
 ``tract_hub`` itself (the root ``__init__``, the public facade) counts as the top layer: library code imports
 the module it needs, never the facade.
@@ -30,7 +31,7 @@ LAYERS: list[set[str]] = [
     {"patching"},
     {"registry"},
     {"models"},
-    {"_api"},
+    {"_api", "_timm_registration"},
     {"artifacts"},
     {"training", "hub"},
     {"demo"},

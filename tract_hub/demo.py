@@ -3,10 +3,10 @@ download, then published in the Hub format and loaded back. It uses both trainin
 above both.
 
 For each seed, the demo recipe (:mod:`~tract_hub.training.demo_recipe`) is trained twice with the same
-initialization and data order, vanilla and with TrAct. The demo prints the test accuracy per epoch (mean over the
-seeds) and per seed side by side, writes the plot, saves the TrAct model of the first seed in the Hub format
-(``tract_hub.save_pretrained``), loads it back (``tract_hub.from_pretrained``) and checks that the reloaded model
-gives the same outputs.
+initialization and data order, vanilla and with TrAct. The demo prints the validation accuracy (on the
+held-out quarter of the digits) per epoch (mean over the seeds) and per seed side by side, writes the plot,
+saves the TrAct model of the first seed in the Hub format (``tract_hub.save_pretrained``), loads it back
+(``tract_hub.from_pretrained``) and checks that the reloaded model gives the same outputs.
 
 Example (made tiny with overrides; ``tract-hub demo`` runs the real thing):
     >>> import tempfile
@@ -37,7 +37,7 @@ from .errors import InvalidArgumentError, TrActStateError
 from .hub import save_pretrained
 from .training.data import build_datasets
 from .training.demo_recipe import demo_recipe
-from .training.loop import TrainResult, train
+from .training.loop import TrainResult, plural, train
 from .training.recipe import Recipe, recipe_to_data
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def format_demo_table(curves: dict[str, list[list[float]]], seeds: Sequence[int]
     """Per-epoch mean accuracy (and std over seeds) side by side, then the final accuracy of each seed."""
     vanilla, tract = curves["vanilla"], curves["tract"]
     lines = [
-        f"Test accuracy (%), mean ± std over {len(seeds)} seed(s)",
+        f"Validation accuracy (%), mean ± std over {plural(len(seeds), 'seed')}",
         "",
         f"epoch   {'vanilla':>14}   {'TrAct':>14}   TrAct - vanilla",
     ]
@@ -86,7 +86,7 @@ def format_demo_table(curves: dict[str, list[list[float]]], seeds: Sequence[int]
         diff = t_run[-1] - v_run[-1]
         wins += diff > 0
         lines.append(f"{seed:4d}   {100 * v_run[-1]:7.2f}   {100 * t_run[-1]:6.2f}   {100 * diff:+6.2f}")
-    lines.append(f"TrAct ahead at the final epoch for {wins} of {len(seeds)} seed(s).")
+    lines.append(f"TrAct ahead at the final epoch for {wins} of {plural(len(seeds), 'seed')}.")
     return "\n".join(lines)
 
 
@@ -175,7 +175,7 @@ def _run_demo(
             if run_dir.exists():
                 logger.info("replacing the previous demo run %s", run_dir)
                 shutil.rmtree(run_dir)
-            logger.info("demo: seed %d, %s (%d epochs)", seed, variant, epochs)
+            logger.info("demo: seed %d, %s (%s)", seed, variant, plural(epochs, "epoch"))
             result = train(recipe, run_dir, device=device, show_progress=show_progress)
             rows = _read_rows(run_dir)
             curves[variant].append(_curve(rows))
@@ -183,7 +183,9 @@ def _run_demo(
             if variant == "tract" and tract_result is None:
                 tract_result = result
     table = format_demo_table(curves, seed_list)
-    plot = plot_paired_curves(curves, output_dir / "demo.png", title="digits 16x16, ResNet-8: vanilla vs TrAct")
+    plot = plot_paired_curves(
+        curves, output_dir / "demo.png", title="digits 16x16, ResNet-8: vanilla vs TrAct", seeds=seed_list
+    )
     demo = DemoResult(output_dir, table, curves, plot, run_dirs=run_dirs)
     if save and tract_result is not None:
         val = build_datasets(demo_recipe(overrides).data).val

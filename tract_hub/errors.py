@@ -42,7 +42,8 @@ class RuleError(TrActError, ValueError):
 
 
 class TrActStateError(TrActError, RuntimeError):
-    """TrAct was used in an order it cannot honour (for example exact mode without ``finalize``)."""
+    """TrAct was asked for something its state cannot honour (for example switching between exact and per-backward
+    mode while the layer's gradient holds an accumulation)."""
 
 
 class RecipeError(TrActError, ValueError):

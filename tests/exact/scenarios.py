@@ -29,6 +29,7 @@ class Scenario:
     poison_rank: int | None = None  # a rank whose input holds a NaN (run under a GradScaler)
     wrapper: str = "ddp"  # "ddp" or "fsdp2"
     pixel_scale: float = 1.0  # e.g. 255: the second half of the batch as unnormalized pixels (ill-conditioned)
+    no_sync: bool = True  # DDP: accumulate under no_sync() (one all-reduce per step) or synchronize every backward
 
     @property
     def key(self) -> str:
@@ -106,7 +107,8 @@ def train_step(model: nn.Module, wrapped: nn.Module, scenario: Scenario, world: 
         if not poisoned:
             loss = loss.nan_to_num()  # only the poisoned rank's loss may be NaN
         no_sync = getattr(wrapped, "no_sync", None)
-        context = no_sync() if (defer_sync and no_sync is not None) else contextlib.nullcontext()
+        deferred = defer_sync and scenario.no_sync and no_sync is not None
+        context = no_sync() if deferred else contextlib.nullcontext()
         with context:
             (scaler.scale(loss) if scaler else loss).backward()
     if scaler:

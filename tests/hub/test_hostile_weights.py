@@ -139,7 +139,10 @@ def test_the_checks_accept_every_saved_checkpoint(saved_timm: Path) -> None:
 
 @pytest.mark.parametrize(
     ("case", "fragment"),
-    [("half model", "77 dtype mismatch.*conv1.0.weight float16 vs float32"), ("argument of the wrong kind", "model_args.drop_rate='x'")],
+    [
+        ("half model", "77 dtype mismatch.*conv1.0.weight float16 vs float32"),
+        ("argument of the wrong kind", "model_args.drop_rate='x'"),
+    ],
 )
 def test_saving_what_would_not_load_is_refused(case: str, fragment: str, tmp_path: Path) -> None:
     from tract_hub.models import create_model

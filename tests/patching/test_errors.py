@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -111,3 +112,13 @@ def test_a_lambda_too_small_to_honour_warns_once(caplog: pytest.LogCaptureFixtur
     for _ in range(2):
         tract_hub.patch(nn.Sequential(nn.Linear(2, 2)), 1e-12, target="0")
     assert caplog.text.count("lam=1e-12 is below") == 1
+
+
+def test_a_parametrized_weight_is_refused_in_exact_mode_and_works_per_backward() -> None:
+    model = nn.Sequential(nn.utils.parametrizations.weight_norm(nn.Conv2d(3, 4, 3)))
+    with pytest.raises(UnsupportedLayerError, match="exact=False"):
+        tract_hub.patch(model, target="0")
+    assert not tract_hub.is_patched(model)
+    tract_hub.patch(model, target="0", exact=False)
+    model(torch.randn(2, 3, 6, 6)).sum().backward()
+    assert model[0].parametrizations.weight.original0.grad is not None

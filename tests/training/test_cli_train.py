@@ -39,10 +39,10 @@ def test_train_then_resume_a_finished_run(
     sets = [arg for override in (*QUICK, "train.epochs=1") for arg in ("--set", override)]
     run_dir = tmp_path / "run"
     assert main(["train", "recipes/demo_digits.yaml", *sets, "--run-dir", str(run_dir), "--device", "cpu"]) == 0
-    assert f"{run_dir}: 1 epochs, top1 " in capsys.readouterr().out
+    assert f"{run_dir}: 1 epoch, validation top1 " in capsys.readouterr().out
     # resuming the run directory itself: nothing left to train (a warning says so), the summary stays
     with caplog.at_level(logging.WARNING, logger="tract_hub"):
         assert main(["train", str(run_dir), "--resume", "--device", "cpu"]) == 0
-    assert "already finished its 1 epochs; nothing to train" in caplog.text
+    assert "already finished its 1 epoch; nothing to train" in caplog.text
     assert json.loads((run_dir / "summary.json").read_text())["epochs"] == 1
     assert main(["train", str(run_dir)]) == 2  # a run directory without --resume

@@ -9,6 +9,7 @@ import tract_hub
 from tract_hub.artifacts import ModelRecord
 from tract_hub.training import train
 from tract_hub.training.recipe import recipe_from_data
+from tract_hub.training.validate import validate
 
 
 def detection_recipe(root: Path, **train_options) -> object:
@@ -38,3 +39,6 @@ def test_faster_rcnn_trains_and_reports_map(voc_root: Path, tmp_path: Path) -> N
     (layer,) = tract_hub.patched_layers(result.model)
     assert layer.name == "backbone.0" and layer.unfrozen  # frozen_layers=4 froze it; TrAct trains it
     assert not result.model.backbone[3].weight.requires_grad  # the rest of the frozen part stays frozen
+    # tract-hub eval rebuilds the detector from the run directory and measures the same mAP
+    again = validate(tmp_path / "run", checkpoint="last", device="cpu")
+    assert again.metrics == {"val_loss": None, "map": row["map"]} and again.recorded == again.metrics

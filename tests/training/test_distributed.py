@@ -29,6 +29,7 @@ VIT = (
     "model.kwargs={in_chans: 1, img_size: 8, patch_size: 2, depth: 1, embed_dim: 32, num_heads: 2}",
     "target=patch_embed.proj",
     "train.epochs=1",
+    "train.ema={decay: 0.5}",  # the EMA of the weights too: updated on every rank, evaluated over the ranks
 )
 
 
@@ -74,7 +75,13 @@ def test_two_gloo_processes_train_one_run(tmp_path: Path) -> None:
     # the same global batches on one process, whole and in two micro-batches: the same weights (to ~1e-7; the
     # per-backward TrAct of each micro-batch would be off by ~3e-5 here)
     two_ranks = load_file(str(run_dir / "checkpoints" / "last" / "model.safetensors"))
+    two_ranks_ema = load_file(str(run_dir / "checkpoints" / "last" / "model_ema.safetensors"))
     for name, overrides in (("one", ()), ("accumulated", ("train.accum_steps=2",))):
         single = train(quick_recipe(*VIT, *overrides), tmp_path / name, device="cpu").model.state_dict()
         for key, value in single.items():
             torch.testing.assert_close(two_ranks[key], value, rtol=1e-5, atol=1e-6, msg=f"{name}: {key}")
+        single_ema = load_file(str(tmp_path / name / "checkpoints" / "last" / "model_ema.safetensors"))
+        for key, value in single_ema.items():
+            torch.testing.assert_close(two_ranks_ema[key], value, rtol=1e-5, atol=1e-6, msg=f"{name} EMA: {key}")
+    one_process = json.loads((tmp_path / "one" / "metrics.jsonl").read_text())
+    assert abs(row["ema_top1"] - one_process["ema_top1"]) <= 1 / 128  # weights equal to ~1e-7: at most one image

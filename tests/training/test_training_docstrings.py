@@ -29,6 +29,10 @@ MODULES = [
     "tract_hub.training.recipe",
     "tract_hub.training.objective",
     "tract_hub.training.environment",
+    "tract_hub.training.ema",
+    "tract_hub.training.resume",
+    "tract_hub.training.sinks",
+    "tract_hub.training.validate",
 ]
 REPOSITORY = Path(__file__).resolve().parents[2]
 

@@ -1,6 +1,9 @@
 """Training curves from metrics rows: one run (``plots/curves.png``), runs overlaid (``tract-hub compare``, the
 model card's ``training_curves.png``), and paired seeds (the demo). TrAct solid, vanilla dashed, as in the
-paper's figures. The task (:mod:`~tract_hub.artifacts.task`) names the metric that is plotted.
+paper's figures. The task (:mod:`~tract_hub.artifacts.task`) names the metric that is plotted, in percent (the
+rows hold fractions), with its EMA dotted where a run keeps one (``ema_top1``, ...); the loss axis is
+logarithmic when the losses span more than a factor of :data:`LOG_LOSS_RATIO` (an early loss would otherwise
+flatten the rest).
 
 Example:
     >>> import tempfile, pathlib
@@ -23,6 +26,10 @@ from .task import Task
 
 LOSSES = ("train_loss", "val_loss")
 _LOSS_STYLES = {"train_loss": ":", "val_loss": "-"}
+_LOSS_LABELS = {"train_loss": "training loss", "val_loss": "validation loss"}
+
+#: Largest / smallest plotted loss above which the loss axis is logarithmic.
+LOG_LOSS_RATIO = 10.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,17 @@ def series(rows: Sequence[dict[str, Any]], key: str) -> tuple[list[int], list[fl
             epochs.append(row.get("epoch", index))
             values.append(value)
     return epochs, values
+
+
+def percent(values: Sequence[float]) -> list[float]:
+    """Fractions in [0, 1] as percentages."""
+    return [100.0 * value for value in values]
+
+
+def use_log_scale(values: Sequence[float], ratio: float = LOG_LOSS_RATIO) -> bool:
+    """Whether ``values`` (all positive) span more than ``ratio``: then a log axis shows them all."""
+    positive = [value for value in values if value > 0]
+    return len(positive) == len(values) > 1 and max(positive) > ratio * min(positive)
 
 
 def _figure(panels: int, width: float = 5.0) -> tuple[Any, list[Any]]:
@@ -88,29 +106,49 @@ def plot_curves(
         axis = axes[0]
         for curve, color in zip(curves, colors, strict=True):
             style = "-" if curve.is_tract else "--"
-            axis.plot(*series(curve.rows, metric), style, color=color, marker="o", markersize=2.5, label=curve.label)
-        axis.set(ylabel=task.metric_label, title=title)
+            epochs, values = series(curve.rows, metric)
+            axis.plot(epochs, percent(values), style, color=color, marker="o", markersize=2.5, label=curve.label)
+            epochs, values = series(curve.rows, f"ema_{metric}")  # a run that keeps an EMA of its weights
+            if values:
+                axis.plot(
+                    epochs, percent(values), ":", color=color, marker="x", markersize=3, label=f"{curve.label} EMA"
+                )
+        axis.set(ylabel=f"validation {task.metric_label} (%)", title=title)
     if loss_keys:
         axis = axes[-1]
+        plotted: list[float] = []
         for curve, color in zip(curves, colors, strict=True):
             for key in loss_keys:
-                label = f"{curve.label} {key.replace('_', ' ')}"
-                axis.plot(*series(curve.rows, key), _LOSS_STYLES[key], color=color, label=label)
-        axis.set(ylabel="loss", title="loss")
+                label = f"{curve.label} {_LOSS_LABELS[key]}"
+                epochs, values = series(curve.rows, key)
+                axis.plot(epochs, values, _LOSS_STYLES[key], color=color, label=label)
+                plotted += values
+        log = use_log_scale(plotted)
+        if log:
+            axis.set_yscale("log")
+        axis.set(ylabel="loss (log scale)" if log else "loss", title="loss")
     return _finish(figure, axes, path)
 
 
-def plot_paired_curves(curves: dict[str, Sequence[Sequence[float]]], path: str | Path, *, title: str = "") -> Path:
-    """Accuracy against epochs of paired runs: ``curves["vanilla"]`` and ``curves["tract"]`` hold one list of
-    per-epoch accuracies per seed. Each seed thin, the mean over seeds thick; vanilla dashed, TrAct solid."""
+def plot_paired_curves(
+    curves: dict[str, Sequence[Sequence[float]]],
+    path: str | Path,
+    *,
+    title: str = "",
+    seeds: Sequence[int] | None = None,
+) -> Path:
+    """Validation accuracy (in %) against epochs of paired runs: ``curves["vanilla"]`` and ``curves["tract"]``
+    hold one list of per-epoch accuracies (fractions) per seed, ``seeds`` their seeds (default 0, 1, ...). Each
+    seed thin, the mean over seeds thick, each in the legend; vanilla dashed, TrAct solid."""
     figure, (axis,) = _figure(1, width=7.0)
     for variant, color, style, label in (("vanilla", "tab:gray", "--", "vanilla"), ("tract", "tab:red", "-", "TrAct")):
-        runs = [list(run) for run in curves[variant]]
+        runs = [percent(run) for run in curves[variant]]
+        names = list(seeds) if seeds is not None else list(range(len(runs)))
         epochs = list(range(1, len(runs[0]) + 1))
-        for run in runs:
-            axis.plot(epochs, run, style, color=color, alpha=0.3, linewidth=1)
+        for seed, run in zip(names, runs, strict=True):
+            axis.plot(epochs, run, style, color=color, alpha=0.35, linewidth=1, label=f"{label}, seed {seed}")
         mean = [sum(values) / len(values) for values in zip(*runs, strict=True)]
-        seeds = f"mean of {len(runs)} seed{'s' if len(runs) > 1 else ''}"
-        axis.plot(epochs, mean, style, color=color, linewidth=2.5, marker="o", markersize=4, label=f"{label} ({seeds})")
-    axis.set(ylabel="test top-1 accuracy", title=title)
+        over = f"mean of {len(runs)} seed{'s' if len(runs) > 1 else ''}"
+        axis.plot(epochs, mean, style, color=color, linewidth=2.5, marker="o", markersize=4, label=f"{label}, {over}")
+    axis.set(ylabel="validation top-1 accuracy (%)", title=title)
     return _finish(figure, [axis], path)

@@ -5,9 +5,11 @@
     RUN_DIR/recipe.yaml        the resolved recipe, every key, sorted
     RUN_DIR/environment.json   versions, device, world size, precision, TrAct's mode and why
     RUN_DIR/metrics.jsonl      one JSON object per epoch
+    RUN_DIR/summary.csv        the same rows as CSV (as timm's summary.csv)
     RUN_DIR/summary.json       the run in one object (:class:`RunSummary`, format_version 1)
-    RUN_DIR/checkpoints/{last,best}/   model.safetensors + training_state.pt
+    RUN_DIR/checkpoints/{last,best}/   model.safetensors + training_state.pt (+ model_ema.safetensors)
     RUN_DIR/plots/curves.png
+    RUN_DIR/tensorboard/       TensorBoard event files (when tensorboard is installed)
 
 :class:`RunDirectory` is the only code that knows these paths; it writes them (atomically) and reads them back
 (validated: an unknown key, a wrong type or a newer format version is refused, naming the file). Every file is
@@ -46,6 +48,7 @@ logger = logging.getLogger(__name__)
 SUMMARY_FORMAT_VERSION = 1
 
 WEIGHTS_FILE = "model.safetensors"
+EMA_WEIGHTS_FILE = "model_ema.safetensors"  # the EMA of the weights (train.ema), same keys as WEIGHTS_FILE
 TRAINING_STATE_FILE = "training_state.pt"
 CHECKPOINTS = ("best", "last")
 
@@ -173,8 +176,16 @@ class RunDirectory:
         return self.path / "summary.json"
 
     @property
+    def summary_csv_path(self) -> Path:
+        return self.path / "summary.csv"
+
+    @property
     def curves_path(self) -> Path:
         return self.path / "plots" / "curves.png"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / "tensorboard"
 
     def checkpoint(self, which: str) -> Path:
         """The ``best`` or ``last`` checkpoint directory."""
@@ -182,12 +193,18 @@ class RunDirectory:
             raise DataError(f"checkpoint {which!r} is not one of {CHECKPOINTS}")
         return self.path / "checkpoints" / which
 
-    def weights(self, which: str = "best") -> Path:
+    def weights(self, which: str = "best", *, ema: bool = False) -> Path:
         """The weights file of the newest complete ``best`` or ``last`` checkpoint (the rotation of
-        :mod:`.rotation` may hold it under ``.best.new`` or ``.best.old`` after a kill); :class:`DataError` if it
-        is missing."""
+        :mod:`.rotation` may hold it under ``.best.new`` or ``.best.old`` after a kill), with ``ema`` its EMA
+        weights; :class:`DataError` if it is missing."""
         folder = self.checkpoint(which)
-        path = (newest_complete(folder) or folder) / WEIGHTS_FILE
+        folder = newest_complete(folder) or folder
+        path = folder / (EMA_WEIGHTS_FILE if ema else WEIGHTS_FILE)
+        if ema and not path.is_file() and (folder / WEIGHTS_FILE).is_file():
+            raise DataError(
+                f"run {str(self.path)!r} has no EMA weights ({path} is missing); it was trained without "
+                "train.ema (--model-ema)"
+            )
         if not path.is_file():
             raise DataError(
                 f"run {str(self.path)!r} has no {which} checkpoint ({path} is missing); the run did not finish "

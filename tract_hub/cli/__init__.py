@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 #: Subcommand modules, in the order ``tract-hub --help`` lists them.
-SUBCOMMAND_MODULES = ("demo", "train", "compare", "locate", "hub")
+SUBCOMMAND_MODULES = ("demo", "train", "eval", "compare", "locate", "hub")
 
 
 def build_parser() -> argparse.ArgumentParser:

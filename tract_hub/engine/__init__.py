@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from .accumulation import Accumulation
-from .covariance import chunk_bytes, input_covariance, unfold_rows
+from .covariance import input_covariance
 from .geometry import LayerGeometry
 from .precision import covariance_dtype, full_precision
 from .solve import solve_with_covariance
@@ -47,11 +47,9 @@ def tract_gradient(
 __all__ = [
     "Accumulation",
     "LayerGeometry",
-    "chunk_bytes",
     "covariance_dtype",
     "full_precision",
     "input_covariance",
     "solve_with_covariance",
     "tract_gradient",
-    "unfold_rows",
 ]

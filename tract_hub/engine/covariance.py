@@ -267,25 +267,3 @@ def input_covariance(
             by_group = rows.transpose(0, 1)
             cov.baddbmm_(by_group.transpose(1, 2), by_group)
     return _channel_major(cov, geometry), geometry.rows(x)
-
-
-def unfold_rows(x: torch.Tensor, geometry: LayerGeometry, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """All input rows at once, shape ``(rows, groups, n)``: for small batches and for tests.
-
-    Example:
-        >>> import torch
-        >>> from tract_hub.engine.geometry import LayerGeometry
-        >>> geometry = LayerGeometry.for_conv(torch.empty(4, 2, 3, 3), padding=1)
-        >>> unfold_rows(torch.randn(2, 2, 5, 5), geometry).shape
-        torch.Size([50, 1, 18])
-    """
-    dtype = dtype or covariance_dtype(x)
-    if geometry.kind == "linear":
-        return x.reshape(-1, 1, geometry.features).to(dtype)
-    view = _patch_view(_prepared(x, geometry), geometry)  # (B, *out, groups, *kernel, Cg)
-    dims = len(geometry.kernel)
-    lead = 1 + dims  # batch and output positions
-    order = (*range(lead), lead, view.dim() - 1, *range(lead + 1, view.dim() - 1))  # Cg before the kernel
-    rows = torch.empty(view.permute(order).shape, dtype=dtype, device=x.device)
-    rows.copy_(view.permute(order))
-    return rows.view(-1, geometry.groups, geometry.features)

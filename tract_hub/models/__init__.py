@@ -15,50 +15,14 @@ Example:
 
 from .cifar_resnet import CifarResNet
 from .factory import create_model, known_architectures, resolve_architecture
-from .families import (
-    FAMILIES,
-    cifar_densenet,
-    cifar_googlenet,
-    cifar_inception_v3,
-    cifar_inception_v4,
-    cifar_mobilenet,
-    cifar_mobilenetv2,
-    cifar_nasnet,
-    cifar_resnet,
-    cifar_resnext,
-    cifar_senet,
-    cifar_shufflenet,
-    cifar_shufflenetv2,
-    cifar_squeezenet,
-    cifar_stochastic_depth,
-    cifar_vgg,
-    cifar_wide_resnet,
-    cifar_xception,
-    tract_architectures,
-)
+from .families import FAMILIES, FAMILY_MODULES, tract_architectures
 from .suite import CIFAR100_SUITE
 
 __all__ = [
     "CIFAR100_SUITE",
     "FAMILIES",
+    "FAMILY_MODULES",
     "CifarResNet",
-    "cifar_densenet",
-    "cifar_googlenet",
-    "cifar_inception_v3",
-    "cifar_inception_v4",
-    "cifar_mobilenet",
-    "cifar_mobilenetv2",
-    "cifar_nasnet",
-    "cifar_resnet",
-    "cifar_resnext",
-    "cifar_senet",
-    "cifar_shufflenet",
-    "cifar_shufflenetv2",
-    "cifar_squeezenet",
-    "cifar_stochastic_depth",
-    "cifar_vgg",
-    "cifar_wide_resnet",
-    "cifar_xception",
     "create_model",
     "known_architectures",
     "resolve_architecture",

@@ -174,6 +174,8 @@ def patch_layers(
     targets = resolve_targets(model, names)
     for name, module in targets:
         check_layer(name, module)
+        if exact:
+            _check_weight_is_a_parameter(name, module)
         _check_mode_switch(name, module, exact)
     report = []
     for name, module in targets:
@@ -222,6 +224,17 @@ def check_model(model: object) -> None:
     if not isinstance(model, nn.Module):
         raise InvalidArgumentError(
             f"model={model!r:.80} is a {type(model).__name__}, not a torch.nn.Module; pass the model itself"
+        )
+
+
+def _check_weight_is_a_parameter(name: str, module: nn.Module) -> None:
+    """Exact mode follows the accumulation in the weight's own ``.grad``: a weight computed on each access
+    (``torch.nn.utils.parametrize``, the old ``weight_norm`` hooks) has none."""
+    if module._parameters.get("weight") is None:
+        raise UnsupportedLayerError(
+            f"layer {name!r} ({_describe(module)}): its weight is computed from other parameters on each access "
+            "(a parametrization such as weight_norm), so it has no .grad in which exact mode could follow the "
+            "accumulation. Use exact=False (the paper's per-backward TrAct), or remove the parametrization."
         )
 
 

@@ -13,8 +13,8 @@ in the layer's ``.grad``. That is decided per backward from what wraps the model
 
 Example:
     >>> import torch
-    >>> reduction_for(torch.nn.Linear(2, 2), ddp=None, process_group=None) is None
-    True
+    >>> reduction_for(torch.nn.Linear(2, 2), ddp=None, process_group=None).groups
+    ()
 """
 
 from __future__ import annotations
@@ -98,24 +98,35 @@ def accumulated_gradient(module: nn.Module) -> torch.Tensor | None:
 
 @dataclass(frozen=True)
 class Reduction:
-    """Sum the covariance over these process groups (one after the other: HSDP has two mesh dimensions)."""
+    """How one backward's covariance is summed over ranks: over ``groups`` one after the other (HSDP has two mesh
+    dimensions), none for a local backward. ``source`` says who decided: ``"ddp"``, ``"fsdp2"``,
+    ``"process_group"`` (given to :func:`tract_hub.patch`), or ``"none"`` (nothing wraps the model)."""
 
     groups: tuple[Any, ...]
+    source: str
 
     def all_reduce(self, buffer: torch.Tensor) -> None:
         for group in self.groups:
             dist.all_reduce(buffer, group=group)
 
+    @property
+    def unknown_under_distributed(self) -> bool:
+        """Several processes run, yet nothing says how this layer's gradient is shared between them."""
+        return self.source == "none" and world_size() > 1
 
-def _fsdp_reduction(fsdp_param: Any, group: Any) -> Reduction | None:
+
+LOCAL = Reduction((), "none")
+
+
+def _fsdp_reduction(fsdp_param: Any, group: Any) -> Reduction:
     if not group.reduce_grads:
-        return None
+        return Reduction((), "fsdp2")
     mesh = fsdp_param.mesh_info.mesh
-    return Reduction(tuple(mesh.get_group(dim) for dim in range(mesh.ndim)))
+    return Reduction(tuple(mesh.get_group(dim) for dim in range(mesh.ndim)), "fsdp2")
 
 
-def reduction_for(module: nn.Module, *, ddp: DDPForward | None, process_group: Any) -> Reduction | None:
-    """How this backward's covariance must be summed over ranks (``None``: it stays local).
+def reduction_for(module: nn.Module, *, ddp: DDPForward | None, process_group: Any) -> Reduction:
+    """How this backward's covariance must be summed over ranks.
 
     Args:
         module: the patched layer.
@@ -123,15 +134,15 @@ def reduction_for(module: nn.Module, *, ddp: DDPForward | None, process_group: A
         process_group: the group given to :func:`tract_hub.patch` (``None``: the wrapper's, or the world).
     """
     if not (dist.is_available() and dist.is_initialized()):
-        return None
+        return LOCAL
     if ddp is not None:
-        return Reduction((process_group or ddp.process_group,)) if ddp.sync else None
+        return Reduction((process_group or ddp.process_group,) if ddp.sync else (), "ddp")
     fsdp_param, group = _fsdp_param(module)
     if fsdp_param is not None:
         return _fsdp_reduction(fsdp_param, group)
     if process_group is not None:
-        return Reduction((process_group,))
-    return None
+        return Reduction((process_group,), "process_group")
+    return LOCAL
 
 
 def world_size() -> int:

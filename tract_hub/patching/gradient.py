@@ -128,15 +128,16 @@ class GradientState:
 
     def _reduce(self, layer: TrActForward) -> None:
         reduction = reduction_for(layer.module, ddp=self.ddp, process_group=layer.process_group)
-        if reduction is None:
-            self._warn_if_unreduced(layer)
+        if reduction.unknown_under_distributed:
+            self._warn_unreduced(layer)
+        if not reduction.groups:
             return
         buffer = self.accumulation.unreduced()
         reduction.all_reduce(buffer)
         self.accumulation.add_reduced(buffer)
 
-    def _warn_if_unreduced(self, layer: TrActForward) -> None:
-        if self.warned_unreduced or self.ddp is not None or world_size() == 1:
+    def _warn_unreduced(self, layer: TrActForward) -> None:
+        if self.warned_unreduced:
             return
         self.warned_unreduced = True
         logger.warning(

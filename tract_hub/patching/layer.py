@@ -91,7 +91,8 @@ class TrActForward:
 
     def _route(self, call: LayerCall) -> Any:
         # the registered parameter itself: real shapes also while torch.fx traces (it proxies module attributes)
-        geometry = call.geometry(like=self.module._parameters["weight"])
+        registered = self.module._parameters.get("weight")
+        geometry = call.geometry(like=call.weight if registered is None else registered)
         routed = ops.route_weight(call.weight, call.input, self.handle, geometry.as_ints())
         return call.run(weight=routed)
 

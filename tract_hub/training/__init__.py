@@ -1,4 +1,5 @@
-"""Training: recipes (validated YAML), data sources, the trainer and the comparison of runs.
+"""Training: recipes (validated YAML), data sources, the trainer, evaluation of trained weights and the
+comparison of runs.
 
 The run directory the trainer writes is :class:`tract_hub.artifacts.RunDirectory` (re-exported here); the demo
 that trains and then publishes is :mod:`tract_hub.demo`.
@@ -17,10 +18,14 @@ from .compare import compare_runs
 from .data import build_datasets
 from .loop import TrainResult, default_run_dir, train
 from .recipe import FORMAT_VERSION, Recipe, dump_recipe, load_recipe, recipe_from_data, with_overrides
+from .sinks import ReportOptions
+from .validate import EvalResult, validate
 
 __all__ = [
     "FORMAT_VERSION",
+    "EvalResult",
     "Recipe",
+    "ReportOptions",
     "RunDirectory",
     "TrainResult",
     "build_datasets",
@@ -30,5 +35,6 @@ __all__ = [
     "load_recipe",
     "recipe_from_data",
     "train",
+    "validate",
     "with_overrides",
 ]

@@ -1,6 +1,7 @@
 """Checkpoints of a run: the model as safetensors, the rest of the training state beside it, written atomically.
 
-``checkpoints/<name>/model.safetensors`` holds the model's ``state_dict`` (TrAct never changes its keys) and
+``checkpoints/<name>/model.safetensors`` holds the model's ``state_dict`` (TrAct never changes its keys),
+``checkpoints/<name>/model_ema.safetensors`` the EMA of the weights when the run keeps one (``train.ema``), and
 ``checkpoints/<name>/training_state.pt`` the optimizer(s), scheduler(s), GradScaler, epoch, step and RNG states,
 saved with plain tensors and containers only so that ``torch.load(weights_only=True)`` reads it.
 
@@ -21,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -32,17 +34,25 @@ from ..artifacts.checkpoint.weights import read_weights, save_state_dict
 from ..artifacts.files import atomic_directory
 from ..artifacts.reading import confined_file
 from ..artifacts.rotation import new_copy, previous_copy
-from ..artifacts.run_dir import TRAINING_STATE_FILE, WEIGHTS_FILE
+from ..artifacts.run_dir import EMA_WEIGHTS_FILE, TRAINING_STATE_FILE, WEIGHTS_FILE
 from ..errors import CheckpointIntegrityError
 
 logger = logging.getLogger(__name__)
 
 
-def save_checkpoint(directory: str | Path, model_state: dict[str, torch.Tensor], training_state: dict) -> None:
-    """Write ``model.safetensors`` and ``training_state.pt`` into ``directory``, atomically."""
-    needed = tensor_bytes(model_state) + tensor_bytes(training_state)
+def save_checkpoint(
+    directory: str | Path,
+    model_state: dict[str, torch.Tensor],
+    training_state: dict,
+    ema_state: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Write ``model.safetensors``, ``training_state.pt`` (and, given ``ema_state``, ``model_ema.safetensors``)
+    into ``directory``, atomically."""
+    needed = tensor_bytes(model_state) + tensor_bytes(training_state) + tensor_bytes(ema_state)
     with atomic_directory(directory, overwrite=True, keep=False, needed_bytes=needed) as staging:
         save_state_dict(model_state, staging / WEIGHTS_FILE)
+        if ema_state is not None:
+            save_state_dict(ema_state, staging / EMA_WEIGHTS_FILE)
         torch.save(training_state, staging / TRAINING_STATE_FILE)
 
 
@@ -74,6 +84,14 @@ def checkpoint_directory(directory: str | Path) -> Path | None:
 def load_model_state(directory: str | Path) -> dict[str, torch.Tensor]:
     """The weights of a checkpoint directory (a regular file inside it, never unpickled)."""
     return read_weights(confined_file(Path(directory) / WEIGHTS_FILE, directory, error=CheckpointIntegrityError))
+
+
+def load_ema_state(directory: str | Path) -> dict[str, torch.Tensor] | None:
+    """The EMA weights of a checkpoint (a regular file inside it), None if it has none."""
+    path = Path(directory) / EMA_WEIGHTS_FILE
+    if not os.path.lexists(path):
+        return None
+    return read_weights(confined_file(path, directory, error=CheckpointIntegrityError))
 
 
 def load_training_state(directory: str | Path) -> dict[str, Any]:

@@ -9,6 +9,13 @@ runs in exact mode (the library's default), so the update does not depend on how
 Reproducibility: the data order comes from a sampler seeded by ``(train.seed, epoch)``, and the RNGs that drive
 augmentation are re-seeded from ``(train.seed, epoch, rank)`` at the start of each epoch, so a run resumed from
 its last checkpoint draws the same numbers as an uninterrupted one (on CPU the weights are bit-identical).
+``--resume`` may also lengthen the run (see :mod:`~tract_hub.training.resume`).
+
+Reporting (:class:`~tract_hub.training.sinks.ReportOptions`, not part of the recipe): a log line every
+``log_interval`` optimizer steps (loss, lr, images/s, data time, ETA, peak memory), a tqdm bar on terminals,
+one line per epoch (accuracies in %), and besides ``metrics.jsonl`` a ``summary.csv``, TensorBoard events
+(when installed) and Weights & Biases (when asked for). With ``train.ema`` the EMA of the weights
+(:mod:`~tract_hub.training.ema`) is evaluated after the trained weights (``ema_top1``, ...) and saved beside them.
 
 Example (a tiny version of the demo recipe, about a second on a CPU):
     >>> import tempfile
@@ -23,12 +30,13 @@ Example (a tiny version of the demo recipe, about a second on a CPU):
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 from ..artifacts.curves import Curve, plot_curves
 from ..artifacts.run_dir import ModelRecord, RunDirectory, RunSummary
@@ -44,13 +52,16 @@ from ..errors import DataError, InvalidArgumentError, RecipeError, TrActStateErr
 from . import checkpoint
 from .data import DataSplits, build_datasets
 from .distributed import DistContext, all_reduce_sum, barrier, setup_distributed, teardown_distributed
+from .ema import WeightEma
 from .environment import environment_record
-from .evaluation import autocast, to_device
+from .evaluation import ShardSampler, autocast, to_device
 from .modeling import BuiltModel, build_model, install_tract
 from .objective import build_objective
 from .optim import build_optimizers, build_schedulers
-from .progress import progress, progress_wanted
+from .progress import StepMeter, bar_and_logs, format_duration, format_scores, progress_wanted
 from .recipe import Recipe, dump_recipe, parse_yaml, recipe_to_data
+from .resume import Change, resume_changes
+from .sinks import ReportOptions, Sinks, check_available, open_sinks
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +74,11 @@ class TrainResult:
     summary: RunSummary
     model: nn.Module
     is_main: bool = True  # False on the other ranks under torchrun (their summary has no metrics)
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``"1 epoch"``, ``"2 epochs"`` (``nouns``: the plural, when it is not ``noun + "s"``)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def default_run_dir(recipe: Recipe, root: str | Path = "runs") -> Path:
@@ -80,19 +96,6 @@ def seed_everything(*parts: int) -> None:
     torch.manual_seed(seed)
 
 
-class ShardSampler(Sampler[int]):
-    """Indices ``rank, rank + world, ...`` in order: every sample evaluated exactly once over the ranks."""
-
-    def __init__(self, size: int, rank: int, world_size: int) -> None:
-        self.indices = list(range(rank, size, world_size))
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-
 def _exact_mode(recipe: Recipe, world_size: int) -> tuple[bool, str]:
     if recipe.lam is None:
         return False, "vanilla run (lam=null): TrAct is not installed"
@@ -108,11 +111,21 @@ def _exact_mode(recipe: Recipe, world_size: int) -> tuple[bool, str]:
 class Trainer:
     """Everything one run needs, built from a recipe; :meth:`run` trains it."""
 
-    def __init__(self, recipe: Recipe, run_dir: RunDirectory, context: DistContext, show_progress: bool | None):
+    def __init__(
+        self,
+        recipe: Recipe,
+        run_dir: RunDirectory,
+        context: DistContext,
+        show_progress: bool | None,
+        report: ReportOptions | None = None,
+    ):
         self.recipe, self.run_dir, self.context = recipe, run_dir, context
         self.config = recipe.train
         self.device = context.device
         self.show_progress = context.is_main and (progress_wanted() if show_progress is None else show_progress)
+        self.report = report or ReportOptions()
+        if context.is_main:
+            check_available(self.report)
         self._check_hardware()
         self.rank_batch = self.config.batch_size // context.world_size
         self.exact, self.exact_reason = _exact_mode(recipe, context.world_size)
@@ -130,6 +143,7 @@ class Trainer:
         self.model = self.built.model.to(self.device)
         if self.config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.ema = WeightEma(self.model, self.config.ema) if self.config.ema is not None else None
         self.first_layers = install_tract(self.model, recipe, exact=self.exact)
         self.optimizers = build_optimizers(self.model, recipe.optimizer, self.first_layers)
         self.train_loader, self.sampler = self._train_loader()
@@ -155,6 +169,9 @@ class Trainer:
         self.diverged_at: int | None = None
         self.best: dict[str, Any] = {}
         self.last_lr = self.optimizers[0].param_groups[0]["lr"]
+        self.sinks: Sinks | None = None
+        self.epoch_times: list[float] = []  # wall time of each epoch trained by this process (train + eval)
+        self.resume_changes: list[Change] = []
 
     # -- setup ---------------------------------------------------------------------------------------------
     def _check_hardware(self) -> None:
@@ -252,6 +269,8 @@ class Trainer:
         for scheduler in self.schedulers:
             scheduler.step()
         self.global_step += 1
+        if self.ema is not None:
+            self.ema.update(self.model, self.global_step)
         return total
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
@@ -259,36 +278,61 @@ class Trainer:
         self.sampler.set_epoch(epoch)
         seed_everything(self.config.seed, epoch, self.context.rank)
         channels_last = self.config.channels_last and self.objective.channels_last
-        loss_sum, samples = 0.0, 0
         start = time.perf_counter()
-        batches = progress(
-            self.train_loader,
-            desc=f"epoch {epoch + 1}/{self.config.epochs}",
-            total=self.steps_per_epoch,
-            enabled=self.show_progress,
-        )
-        for inputs, targets in batches:
-            inputs = to_device(inputs, self.device, channels_last)
-            targets = to_device(targets, self.device)
-            loss_sum += self._train_step(inputs, targets)
-            samples += len(inputs)
+        desc = f"epoch {epoch + 1}/{self.config.epochs}"
+        with bar_and_logs(self.steps_per_epoch, desc, self.show_progress) as bar:
+            meter = StepMeter(
+                epoch=epoch + 1,
+                epochs=self.config.epochs,
+                steps=self.steps_per_epoch,
+                interval=self.report.log_interval,
+                world_size=self.context.world_size,
+                device=self.device,
+                bar=bar,
+                on_report=self._report_step if self.context.is_main else None,
+            )
+            waited = time.perf_counter()
+            for inputs, targets in self.train_loader:
+                data_time = time.perf_counter() - waited
+                inputs = to_device(inputs, self.device, channels_last)
+                targets = to_device(targets, self.device)
+                step_loss = self._train_step(inputs, targets)
+                meter.step(loss_sum=step_loss, samples=len(inputs), lr=self.last_lr, data_time=data_time)
+                waited = time.perf_counter()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         elapsed = time.perf_counter() - start
-        loss_sum, samples = all_reduce_sum([loss_sum, float(samples)], self.context)
+        loss_sum, samples = all_reduce_sum([meter.loss_sum, meter.samples], self.context)
         return {
             "train_loss": loss_sum / max(samples, 1.0),
             "epoch_time_s": elapsed,
             "images_per_s": samples / elapsed if elapsed > 0 else float("nan"),
         }
 
+    def _report_step(self, values: dict[str, float]) -> None:
+        if self.sinks is not None:
+            self.sinks.step(self.global_step, values)
+
     # -- evaluation ----------------------------------------------------------------------------------------
     def evaluate(self) -> dict[str, float | None]:
-        """Validation metrics of the current weights (every rank takes part)."""
+        """Validation metrics of the current weights and, with ``train.ema``, of their EMA (keys ``ema_*``);
+        every rank takes part."""
         options = {"precision": self.config.precision, "show_progress": self.show_progress}
-        return self.objective.evaluate(
+        scores = self.objective.evaluate(
             self.model, self.val_loader, self.context, channels_last=self.config.channels_last, **options
         )
+        if self.ema is not None:
+            ema_scores = self.objective.evaluate(
+                self.ema.module, self.val_loader, self.context, channels_last=self.config.channels_last, **options
+            )
+            scores.update({f"ema_{key}": value for key, value in ema_scores.items()})
+        return scores
+
+    @property
+    def eval_keys(self) -> tuple[str, ...]:
+        """The keys one evaluation adds to a metrics row."""
+        keys = self.task.eval_keys
+        return keys + tuple(f"ema_{key}" for key in keys) if self.ema is not None else keys
 
     # -- state ---------------------------------------------------------------------------------------------
     def training_state(self, epoch: int) -> dict[str, Any]:
@@ -305,6 +349,13 @@ class Trainer:
     def load_state(self, directory: Path) -> int:
         """Weights and training state from a checkpoint directory; returns the epochs it completed."""
         self.model.load_state_dict(checkpoint.load_model_state(directory), strict=True)
+        if self.ema is not None:
+            ema_state = checkpoint.load_ema_state(directory)
+            if ema_state is None:
+                raise TrActStateError(
+                    f"{directory}: the recipe keeps EMA weights (train.ema) but the checkpoint has none"
+                )
+            self.ema.load_state_dict(ema_state)
         state = checkpoint.load_training_state(directory)
         if len(state["optimizers"]) != len(self.optimizers):
             raise TrActStateError(
@@ -323,7 +374,10 @@ class Trainer:
     def summary(self, epochs_done: int, rows: Sequence[dict[str, Any]]) -> RunSummary:
         metric = self.task.main_metric
         evaluated = [row for row in rows if row.get(metric) is not None]
-        final = {k: evaluated[-1].get(k) for k in self.task.summary_keys} if evaluated else {}
+        keys = self.task.summary_keys
+        if self.ema is not None:
+            keys += tuple(f"ema_{key}" for key in self.task.eval_keys)
+        final = {k: evaluated[-1].get(k) for k in keys} if evaluated else {}
         model = self.recipe.model
         return RunSummary(
             name=self.run_dir.path.name,
@@ -357,19 +411,19 @@ class Trainer:
                     "run directory (--run-dir)"
                 )
             saved = parse_yaml(run_dir.recipe_path.read_text(encoding="utf-8"), str(run_dir.recipe_path))
-            differences = _differences(saved, recipe_to_data(self.recipe))
-            if differences:
-                raise RecipeError(
-                    f"--resume: the recipe differs from {run_dir.recipe_path} at {', '.join(differences[:8])}; "
-                    "resume with the same recipe and overrides"
-                )
+            self.resume_changes = resume_changes(saved, recipe_to_data(self.recipe), str(run_dir.recipe_path))
         found = checkpoint.checkpoint_directory(run_dir.checkpoint("last")) if resume else None
         barrier(self.context)  # every rank has looked at the directory before rank 0 writes into it
         start = 0
         if found is not None:
             start = self.load_state(found)
+            self._apply_resume_changes(start)
             if start >= self.config.epochs:
-                logger.warning("--resume: %s already finished its %d epochs; nothing to train", run_dir.path, start)
+                logger.warning(
+                    "--resume: %s already finished its %s; nothing to train (--set train.epochs=N trains longer)",
+                    run_dir.path,
+                    plural(start, "epoch"),
+                )
             else:
                 logger.info("resuming %s after epoch %d", run_dir.path, start)
         elif resume:
@@ -378,6 +432,41 @@ class Trainer:
             self._write_start(start, text)
         barrier(self.context)
         return start
+
+    def _apply_resume_changes(self, start: int) -> None:
+        """After loading a checkpoint of ``start`` epochs: the learning rate of a changed run length."""
+        if not self.resume_changes:
+            return
+        logger.info("--resume with changes: %s", "; ".join(map(str, self.resume_changes)))
+        epochs = next((change for change in self.resume_changes if change.key == "train.epochs"), None)
+        if epochs is None:
+            return
+        saved_epochs = epochs.old
+        if start > self.config.epochs:
+            raise RecipeError(
+                f"--resume: train.epochs={self.config.epochs} is fewer than the {plural(start, 'epoch')} already "
+                f"trained in {self.run_dir.path}; give train.epochs >= {start}"
+            )
+        before = self.optimizers[0].param_groups[0]["lr"]
+        for optimizer, scheduler in zip(self.optimizers, self.schedulers, strict=True):
+            for group, base_lr, factor in zip(
+                optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True
+            ):
+                group["lr"] = base_lr * factor(scheduler.last_epoch)
+        after = self.optimizers[0].param_groups[0]["lr"]
+        logger.log(
+            logging.WARNING if after != before else logging.INFO,
+            "--resume: train.epochs %d -> %d: the %s schedule is recomputed for %s; the learning rate continues "
+            "at %.4g (it was %.4g), where a run of %s is at step %d",
+            saved_epochs,
+            self.config.epochs,
+            self.recipe.schedule.name,
+            plural(self.config.epochs, "epoch"),
+            after,
+            before,
+            plural(self.config.epochs, "epoch"),
+            self.global_step,
+        )
 
     def _write_start(self, start: int, recipe_text: str) -> None:
         """Before the first epoch (rank 0): metrics rows of the epochs to train dropped, recipe and environment."""
@@ -393,6 +482,7 @@ class Trainer:
             "accum_steps": self.config.accum_steps,
             "micro_batch_per_rank": self.rank_batch // self.config.accum_steps,
             "resumed_after_epoch": start or None,
+            "resume_changes": self._resume_history(start),
         }
         environment = environment_record(
             device=self.device,
@@ -404,38 +494,66 @@ class Trainer:
         )
         run_dir.write_environment(environment)
 
+    def _resume_history(self, start: int) -> list[dict[str, Any]]:
+        """The recipe changes of every resume so far (from the previous environment.json), this one added."""
+        history: list[dict[str, Any]] = []
+        if start and self.run_dir.environment_path.is_file():
+            try:
+                previous = json.loads(self.run_dir.environment_path.read_text(encoding="utf-8"))
+                history = list(previous.get("resume_changes") or [])
+            except (json.JSONDecodeError, AttributeError, TypeError):
+                logger.warning(
+                    "%s is not readable JSON; earlier resume changes are not carried over",
+                    self.run_dir.environment_path,
+                )
+        if self.resume_changes:
+            history.append({"after_epoch": start, "changes": [str(change) for change in self.resume_changes]})
+        return history
+
     def run(self, resume: bool = False) -> TrainResult:
         start = self._prepare_directory(resume)
         logger.info(
-            "training %s (%s) for %d epochs: %d steps/epoch, batch %d = %d rank(s) x %d micro-batch(es) x %d",
+            "training %s (%s) for %s: %d steps/epoch, batch %d = %s x %s of %d images",
             self.recipe.name,
             f"TrAct lam={self.recipe.lam}" if self.recipe.lam is not None else "vanilla",
-            self.config.epochs,
+            plural(self.config.epochs, "epoch"),
             self.steps_per_epoch,
             self.config.batch_size,
-            self.context.world_size,
-            self.config.accum_steps,
+            plural(self.context.world_size, "rank"),
+            plural(self.config.accum_steps, "micro-batch", "micro-batches"),
             self.rank_batch // self.config.accum_steps,
         )
-        for epoch in range(start, self.config.epochs):
-            if not self._epoch(epoch):
-                break
-        return self._finish()
+        if self.context.is_main:
+            config = recipe_to_data(self.recipe)
+            self.sinks = open_sinks(self.run_dir, self.report, config=config, start_step=self.global_step)
+        try:
+            for epoch in range(start, self.config.epochs):
+                if not self._epoch(epoch):
+                    break
+            return self._finish()
+        finally:
+            if self.sinks is not None:
+                self.sinks.close()
+                self.sinks = None
 
     def _epoch(self, epoch: int) -> bool:
         """Train, evaluate and record one epoch; False when training diverged (a non-finite loss)."""
         metric = self.task.main_metric
+        started = time.perf_counter()
         row: dict[str, Any] = {"epoch": epoch + 1, **self._train_epoch(epoch), "lr": self.last_lr}
         evaluated = (epoch + 1) % self.config.eval_every == 0 or epoch + 1 == self.config.epochs
         scores = self.evaluate() if evaluated else {}
-        row.update({key: scores.get(key) for key in self.task.eval_keys})
+        row.update({key: scores.get(key) for key in self.eval_keys})
         row["tract"] = {"lam": self.recipe.lam, "exact": self.exact}
         improved = evaluated and (not self.best or scores[metric] > self.best[metric])
         if improved:
             self.best = {"epoch": epoch + 1, **{k: v for k, v in scores.items() if v is not None}}
         if self.context.is_main:
             self._write_epoch(epoch + 1, row, improved)
+            if self.sinks is not None:
+                self.sinks.epoch(epoch + 1, self.global_step, self.run_dir.read_metrics())
         barrier(self.context)
+        self.epoch_times.append(time.perf_counter() - started)
         if not math.isfinite(row["train_loss"]):
             self.diverged_at = epoch + 1
             logger.error(
@@ -445,14 +563,18 @@ class Trainer:
                 epoch + 1,
             )
             return False
-        shown = f"{metric} {row[metric]:.4f}" if row.get(metric) is not None else "(not evaluated)"
+        shown = "validation " + format_scores(row, self.eval_keys) if evaluated else "(not evaluated)"
+        remaining = self.config.epochs - (epoch + 1)
+        eta = sum(self.epoch_times) / len(self.epoch_times) * remaining
         logger.info(
-            "epoch %d/%d  train_loss %.4f  %s  %.1fs",
+            "epoch %d/%d done  train_loss %.4f  %s  lr %.4g  took %.1fs%s",
             epoch + 1,
             self.config.epochs,
             row["train_loss"],
             shown,
-            row["epoch_time_s"],
+            row["lr"],
+            self.epoch_times[-1],
+            f"  eta {format_duration(eta)}" if remaining else "",
         )
         return True
 
@@ -474,17 +596,11 @@ class Trainer:
         if not math.isfinite(row["train_loss"]):
             return
         state = self.training_state(epoch)
+        ema_state = self.ema.state_dict() if self.ema is not None else None
         if improved:
-            checkpoint.save_checkpoint(self.run_dir.checkpoint("best"), self.model.state_dict(), state)
-        checkpoint.save_checkpoint(self.run_dir.checkpoint("last"), self.model.state_dict(), state)
+            checkpoint.save_checkpoint(self.run_dir.checkpoint("best"), self.model.state_dict(), state, ema_state)
+        checkpoint.save_checkpoint(self.run_dir.checkpoint("last"), self.model.state_dict(), state, ema_state)
         self.run_dir.write_summary(self.summary(epoch, self.run_dir.read_metrics()))
-
-
-def _differences(saved: Any, current: Any, prefix: str = "") -> list[str]:
-    if isinstance(saved, dict) and isinstance(current, dict):
-        keys = sorted(set(saved) | set(current))
-        return [d for key in keys for d in _differences(saved.get(key), current.get(key), f"{prefix}{key}.")]
-    return [] if saved == current else [f"{prefix.rstrip('.')} ({saved!r} -> {current!r})"]
 
 
 def train(
@@ -494,11 +610,13 @@ def train(
     resume: bool = False,
     device: str = "auto",
     show_progress: bool | None = None,
+    report: ReportOptions | None = None,
 ) -> TrainResult:
     """Train ``recipe`` into ``run_dir`` (default ``runs/<name>-<tract|vanilla>``); see the module docstring.
 
     Under ``torchrun`` every rank calls this; only rank 0 writes files. ``resume=True`` continues from the
-    run directory's last checkpoint (the recipe must be the same).
+    run directory's last checkpoint (the recipe must be the same, except for the keys
+    :data:`~tract_hub.training.resume.RESUMABLE` names). ``report``: log interval and metric sinks.
     """
     context = setup_distributed(device)
     library_logger = logging.getLogger("tract_hub")
@@ -507,7 +625,7 @@ def train(
         library_logger.setLevel(logging.WARNING)
     try:
         directory = RunDirectory(run_dir if run_dir is not None else default_run_dir(recipe))
-        return Trainer(recipe, directory, context, show_progress).run(resume)
+        return Trainer(recipe, directory, context, show_progress, report).run(resume)
     finally:
         library_logger.setLevel(level)
         teardown_distributed(context)

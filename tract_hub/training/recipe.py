@@ -235,6 +235,17 @@ class ScheduleConfig:
 
 
 @dataclass
+class EmaConfig:
+    """An exponential moving average of the weights (timm's ``--model-ema``), evaluated and saved beside them."""
+
+    decay: float = 0.9998  # per optimizer step (timm's default)
+    warmup: bool = False  # timm's EMA warm-up: the decay grows from 0 towards `decay` over the first steps
+
+    def __post_init__(self) -> None:
+        _check(0 < self.decay < 1, f"train.ema.decay={self.decay!r} must be in (0, 1) (e.g. 0.9998)")
+
+
+@dataclass
 class TrainConfig:
     epochs: int
     batch_size: int  # images per optimizer step, in total (over accum_steps micro-batches and all ranks)
@@ -253,6 +264,7 @@ class TrainConfig:
     drop_last: bool = True  # drop the last incomplete training batch
     eval_every: int = 1  # epochs between evaluations (the last epoch is always evaluated)
     deterministic: bool = False  # torch.use_deterministic_algorithms (slower on GPU)
+    ema: EmaConfig | None = None  # EMA weights beside the trained ones (null: none)
 
     def __post_init__(self) -> None:
         _positive("train.epochs", self.epochs)
@@ -381,9 +393,14 @@ def resolve_recipe_path(name: str | Path) -> Path:
 def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
     """Read a recipe YAML file, apply ``KEY=VALUE`` overrides, validate (see the module docstring)."""
     path = resolve_recipe_path(path)
+    return recipe_from_data(read_recipe_data(path), overrides, source=str(path))
+
+
+def read_recipe_data(path: str | Path) -> Any:
+    """The plain data of a recipe file: a regular file (a device or a pipe is refused), at most
+    :data:`MAX_RECIPE_BYTES`, read by :func:`parse_yaml`."""
     text = read_regular_text(path, error=RecipeError, limit=MAX_RECIPE_BYTES)
-    data = parse_yaml(text, str(path))
-    return recipe_from_data(data, overrides, source=str(path))
+    return parse_yaml(text, str(path))
 
 
 def recipe_to_data(recipe: Recipe) -> dict[str, Any]:
@@ -406,6 +423,7 @@ __all__ = [
     "DataConfig",
     "DetectionConfig",
     "DigitsConfig",
+    "EmaConfig",
     "FirstLayerOptimizerConfig",
     "ModelConfig",
     "OptimizerConfig",
@@ -416,6 +434,7 @@ __all__ = [
     "load_recipe",
     "parse_override",
     "parse_yaml",
+    "read_recipe_data",
     "recipe_from_data",
     "recipe_to_data",
     "with_overrides",
