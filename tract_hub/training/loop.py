@@ -241,12 +241,13 @@ class Trainer:
     def _micro_batches(self, size: int) -> list[torch.Tensor]:
         return [part for part in torch.arange(size).tensor_split(self.config.accum_steps) if len(part)]
 
-    def _train_step(self, inputs: Any, targets: Any) -> float:
-        """One optimizer step on this rank's batch; returns the summed loss (loss x samples)."""
+    def _train_step(self, inputs: Any, targets: Any) -> torch.Tensor:
+        """One optimizer step on this rank's batch; returns the summed loss (loss x samples) as a device tensor,
+        so that the step queues on the GPU without waiting for it (the meter reads it at its log interval)."""
         inputs, targets = self.objective.prepare(inputs, targets)
         size = len(inputs)
         parts = self._micro_batches(size)
-        total = 0.0
+        total = torch.zeros((), device=self.device)
         for index, part in enumerate(parts):
             last = index == len(parts) - 1
             sync = self.parallel_model.no_sync() if self.context.distributed and not last else contextlib.nullcontext()
@@ -255,7 +256,7 @@ class Trainer:
                 with autocast(self.config.precision, self.device):
                     loss = self.objective.loss(self.forward_model, micro_inputs, micro_targets)
                 self.scaler.scale(loss * (len(part) / size)).backward()
-            total += float(loss.detach()) * len(part)
+            total += loss.detach().float() * len(part)
         for optimizer in self.optimizers:
             self.scaler.unscale_(optimizer)
         if self.config.grad_clip is not None:
@@ -302,7 +303,7 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         elapsed = time.perf_counter() - start
-        loss_sum, samples = all_reduce_sum([meter.loss_sum, meter.samples], self.context)
+        loss_sum, samples = all_reduce_sum([float(meter.loss_sum), meter.samples], self.context)
         return {
             "train_loss": loss_sum / max(samples, 1.0),
             "epoch_time_s": elapsed,

@@ -119,8 +119,8 @@ def peak_memory(device: Any) -> str | None:
 class StepMeter:
     """Loss, learning rate, throughput, data time and ETA of one epoch's optimizer steps; see the module docstring.
 
-    ``loss_sum`` is this rank's loss times its samples; throughput counts every rank (``world_size`` times this
-    rank's samples).
+    ``loss_sum`` is this rank's loss times its samples, a number or a 0-d device tensor that is only read (a
+    host-device sync) when a line is due; throughput counts every rank (``world_size`` times this rank's samples).
     """
 
     def __init__(
@@ -147,9 +147,9 @@ class StepMeter:
     @property
     def loss(self) -> float:
         """The epoch's mean loss so far (this rank)."""
-        return self.loss_sum / max(self.samples, 1.0)
+        return float(self.loss_sum) / max(self.samples, 1.0)
 
-    def step(self, *, loss_sum: float, samples: int, lr: float, data_time: float) -> None:
+    def step(self, *, loss_sum: Any, samples: int, lr: float, data_time: float) -> None:
         """Record one optimizer step; logs a line when one is due."""
         self.done += 1
         self.loss_sum += loss_sum
@@ -168,7 +168,7 @@ class StepMeter:
         now = time.perf_counter()
         window = max(now - self._mark, 1e-9)
         per_step = (now - self.start) / self.done
-        loss = self._window_loss / max(self._window_samples, 1.0)
+        loss = float(self._window_loss) / max(self._window_samples, 1.0)
         images_per_s = self._window_samples * self.world_size / window
         data_time = self._window_data / self._window_steps
         parts = [
