@@ -54,6 +54,10 @@ class DataError(TrActError, OSError):
     """A data set or a run directory is missing, incomplete or in the wrong format."""
 
 
+class DiskFullError(TrActError, OSError):
+    """A file or checkpoint could not be written for lack of space; what it replaces is left intact."""
+
+
 class HubError(TrActError, OSError):
     """A checkpoint cannot be saved, found, downloaded, verified or loaded."""
 
@@ -69,6 +73,7 @@ class UnknownArchitectureError(HubError, LookupError):
 __all__ = [
     "CheckpointIntegrityError",
     "DataError",
+    "DiskFullError",
     "FirstLayerNotFoundError",
     "HubError",
     "InvalidArgumentError",

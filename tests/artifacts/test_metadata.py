@@ -106,4 +106,4 @@ def test_differing_lambdas_survive_save_and_patched_load(tmp_path: Path) -> None
     assert block["lam"] == {"conv1.0": 0.1, "conv1.3": 0.3} and block["first_layers"] == ["conv1.0", "conv1.3"]
     loaded = tract_hub.from_pretrained(path, patched=True)
     assert {layer.name: layer.lam for layer in tract_hub.patched_layers(loaded)} == {"conv1.0": 0.1, "conv1.3": 0.3}
-    assert "conv1.0: 0.1, conv1.3: 0.3" in (path / "README.md").read_text()
+    assert "`conv1.0`: 0.1, `conv1.3`: 0.3" in (path / "README.md").read_text()

@@ -116,7 +116,12 @@ CASES = [
     ("missing key", _rewrite_weights(_drop_first_key), CheckpointIntegrityError, "1 missing key"),
     ("unexpected key", _rewrite_weights(_add_key), CheckpointIntegrityError, "1 unexpected key"),
     ("shape mismatch", _rewrite_weights(_wrong_head_shape), CheckpointIntegrityError, "shape mismatch"),
-    ("config disagrees", _edit_config(model_args={"num_classes": 5}), CheckpointIntegrityError, "shape mismatch"),
+    (
+        "config disagrees",
+        _edit_config(num_classes=5, model_args={"num_classes": 5}),
+        CheckpointIntegrityError,
+        "shape mismatch",
+    ),
     ("unknown architecture", _edit_config(architecture="resnet_nonexistent"), UnknownArchitectureError, "never"),
     ("import path", _edit_config(architecture="os.system"), UnknownArchitectureError, "import paths"),
     ("class path", _edit_config(architecture="torch.nn.Linear"), UnknownArchitectureError, "import paths"),

@@ -7,7 +7,9 @@ not from each other:
 * ``metadata``: TrAct's block in a checkpoint's ``config.json`` (:class:`TrActMetadata`);
 * ``checkpoint``: a Hub-format checkpoint directory (written by the hub, read by the hub and by fine-tuning);
 * ``task``: classification or detection, and the main metric that follows;
-* ``curves``: training curves of metrics rows; ``files``: atomic writes, JSON, sha256; ``schema``: typed
+* ``curves``: training curves of metrics rows; ``files``: atomic writes, JSON, sha256; ``rotation``: replacing a
+  directory so that no sequence of kills loses its newest complete version; ``reading``: reading files that
+  someone else wrote (confined to their folder, bounded in size and depth; the one YAML reader); ``schema``: typed
   dataclasses from plain data (recipes, summaries, metadata).
 
 Example:

@@ -90,8 +90,10 @@ class TrActMetadata:
         if unknown:
             raise InvalidArgumentError(f"per-layer lam names {unknown}, which are not among {list(self.first_layers)}")
         sha = self.weights_sha256
-        if sha is not None and not (len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+        if sha is not None and not (len(sha) == 64 and all(c in "0123456789abcdefABCDEF" for c in sha)):
             raise InvalidArgumentError(f"weights_sha256={sha!r} is not a sha256 hex digest")
+        if sha is not None:  # hex digits are case-insensitive; the block is compared and written in lower case
+            object.__setattr__(self, "weights_sha256", sha.lower())
 
     @property
     def is_vanilla(self) -> bool:

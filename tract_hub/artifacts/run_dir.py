@@ -12,7 +12,8 @@
     RUN_DIR/tensorboard/       TensorBoard event files (when tensorboard is installed)
 
 :class:`RunDirectory` is the only code that knows these paths; it writes them (atomically) and reads them back
-(validated: an unknown key, a wrong type or a newer format version is refused, naming the file).
+(validated: an unknown key, a wrong type or a newer format version is refused, naming the file). Every file is
+read through :mod:`.reading`: a regular file inside the run directory, bounded in size and nesting.
 
 Example:
     >>> import tempfile
@@ -34,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import DataError, TrActError
 from .files import json_text, write_text_atomic
+from .reading import confined_file, parse_json, parse_yaml, read_confined_text
+from .rotation import newest_complete
 from .schema import from_data, to_data
 from .task import Task, task_of
 
@@ -50,6 +51,9 @@ WEIGHTS_FILE = "model.safetensors"
 EMA_WEIGHTS_FILE = "model_ema.safetensors"  # the EMA of the weights (train.ema), same keys as WEIGHTS_FILE
 TRAINING_STATE_FILE = "training_state.pt"
 CHECKPOINTS = ("best", "last")
+
+#: The longest metrics.jsonl read (a row is about 300 bytes: some 200,000 epochs).
+MAX_METRICS_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -151,7 +155,8 @@ class RunDirectory:
     def holds_run(cls, path: str | os.PathLike[str]) -> bool:
         """Whether ``path`` looks like a finished-epoch run directory (a summary and a best checkpoint)."""
         run = cls(path)
-        return run.summary_path.is_file() and (run.checkpoint("best") / WEIGHTS_FILE).is_file()
+        best = run.checkpoint("best")
+        return run.summary_path.is_file() and ((newest_complete(best) or best) / WEIGHTS_FILE).is_file()
 
     # -- paths ---------------------------------------------------------------------------------------------
     @property
@@ -189,10 +194,13 @@ class RunDirectory:
         return self.path / "checkpoints" / which
 
     def weights(self, which: str = "best", *, ema: bool = False) -> Path:
-        """The weights file of the ``best`` or ``last`` checkpoint (with ``ema``: its EMA weights);
-        :class:`DataError` if it is missing."""
-        path = self.checkpoint(which) / (EMA_WEIGHTS_FILE if ema else WEIGHTS_FILE)
-        if ema and not path.is_file() and (self.checkpoint(which) / WEIGHTS_FILE).is_file():
+        """The weights file of the newest complete ``best`` or ``last`` checkpoint (the rotation of
+        :mod:`.rotation` may hold it under ``.best.new`` or ``.best.old`` after a kill), with ``ema`` its EMA
+        weights; :class:`DataError` if it is missing."""
+        folder = self.checkpoint(which)
+        folder = newest_complete(folder) or folder
+        path = folder / (EMA_WEIGHTS_FILE if ema else WEIGHTS_FILE)
+        if ema and not path.is_file() and (folder / WEIGHTS_FILE).is_file():
             raise DataError(
                 f"run {str(self.path)!r} has no EMA weights ({path} is missing); it was trained without "
                 "train.ema (--model-ema)"
@@ -202,7 +210,7 @@ class RunDirectory:
                 f"run {str(self.path)!r} has no {which} checkpoint ({path} is missing); the run did not finish "
                 "an epoch, or its checkpoints were moved"
             )
-        return path
+        return confined_file(path, self.path, error=DataError)
 
     # -- writers -------------------------------------------------------------------------------------------
     def write_recipe(self, text: str) -> None:
@@ -241,10 +249,8 @@ class RunDirectory:
             )
         if not self.summary_path.is_file():
             raise self._missing(self.summary_path)
-        try:
-            data = json.loads(self.summary_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise DataError(f"{self.summary_path} is not valid JSON ({error})") from None
+        text = read_confined_text(self.summary_path, self.path, error=DataError)
+        data = parse_json(text, str(self.summary_path), error=DataError)
         try:
             _check_summary_version(data.get("format_version") if isinstance(data, dict) else None)
             return from_data(RunSummary, data, error=DataError)
@@ -256,13 +262,11 @@ class RunDirectory:
         if not self.metrics_path.is_file():
             raise self._missing(self.metrics_path)
         rows = []
-        for number, line in enumerate(self.metrics_path.read_text(encoding="utf-8").splitlines(), 1):
+        text = read_confined_text(self.metrics_path, self.path, error=DataError, limit=MAX_METRICS_BYTES)
+        for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{self.metrics_path}:{number} is not JSON ({error})") from None
+            row = parse_json(line, f"{self.metrics_path}:{number}", error=DataError)
             if not isinstance(row, dict):
                 raise DataError(f"{self.metrics_path}:{number} is not a JSON object")
             rows.append(row)
@@ -273,10 +277,8 @@ class RunDirectory:
         if not self.recipe_path.is_file():
             logger.warning("run %s has no recipe.yaml; its card will not show the recipe", self.path)
             return None
-        try:
-            recipe = yaml.safe_load(self.recipe_path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as error:
-            raise DataError(f"{self.recipe_path} is not valid YAML ({error})") from None
+        text = read_confined_text(self.recipe_path, self.path, error=DataError)
+        recipe = parse_yaml(text, str(self.recipe_path), error=DataError)
         if not isinstance(recipe, dict):
             raise DataError(f"{self.recipe_path} holds a YAML {type(recipe).__name__}, not a mapping")
         return recipe

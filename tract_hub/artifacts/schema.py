@@ -162,11 +162,21 @@ def _bool(c: _Converter, hint: Any, value: Any, path: str) -> bool:
     raise c.mismatch(hint, value, path)
 
 
+#: Integers must fit 64 bits (torch stores counts so); a float stands for an integer only up to 2**53, the
+#: largest range in which every integer is exact.
+_INT64 = 2**63
+_EXACT_FLOAT = 2**53
+
+
 def _int(c: _Converter, hint: Any, value: Any, path: str) -> int:
+    if isinstance(value, float) and value.is_integer() and abs(value) <= _EXACT_FLOAT:
+        value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
+        if not -_INT64 <= value < _INT64:
+            raise c.error(f"{path}={value!r} does not fit a 64-bit integer")
         return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        raise c.error(f"{path}={value!r} is too large to be an exact integer; write the integer itself")
     raise c.mismatch(hint, value, path)
 
 

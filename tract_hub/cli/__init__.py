@@ -33,7 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``tract-hub``; returns the exit status."""
+    """Entry point of ``tract-hub``; returns the exit status (141 when the reader of its output went away)."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here (also after --help), not at interpreter exit
+    except BrokenPipeError:
+        return _reader_went_away()
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -53,6 +63,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"tract-hub {args.command}: error: {error}", file=sys.stderr)
         return 1
+
+
+#: The exit status of a command whose reader closed the pipe (as a shell reports a process killed by SIGPIPE).
+BROKEN_PIPE_STATUS = 128 + 13
+
+
+def _reader_went_away() -> int:
+    """``tract-hub ... | head`` stopped reading: end quietly, as command-line tools do.
+
+    Standard output is pointed at ``os.devnull`` so that the interpreter's final flush does not fail again.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # pragma: no cover - stdout without a file descriptor
+        pass
+    return BROKEN_PIPE_STATUS
 
 
 if __name__ == "__main__":  # pragma: no cover

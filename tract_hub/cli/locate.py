@@ -13,6 +13,7 @@ import json
 import logging
 from typing import Any
 
+from ..artifacts.reading import MAX_DEPTH, json_depth
 from ..errors import FirstLayerNotFoundError, InvalidArgumentError
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ def parse_kwargs(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key.isidentifier():
             raise InvalidArgumentError(f"-k {pair!r} is not KEY=VALUE with a Python identifier as KEY")
+        if json_depth(value) > MAX_DEPTH:
+            raise InvalidArgumentError(f"-k {key}=...: the value is nested more than {MAX_DEPTH} levels deep")
         try:
             kwargs[key] = json.loads(value)
         except json.JSONDecodeError:

@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _recipe(args: argparse.Namespace):  # -> Recipe (training is imported only when a command runs)
     from ..errors import RecipeError
-    from ..training.recipe import parse_yaml, recipe_from_data, resolve_recipe_path
+    from ..training.recipe import read_recipe_data, recipe_from_data, resolve_recipe_path
 
     if args.recipe is None:
         missing = missing_for_flags_only(args)
@@ -69,7 +69,7 @@ def _recipe(args: argparse.Namespace):  # -> Recipe (training is imported only w
         base, source = None, "the recipe flags"
     else:
         path = resolve_recipe_path(args.recipe)
-        base, source = parse_yaml(path.read_text(encoding="utf-8"), str(path)), str(path)
+        base, source = read_recipe_data(path), str(path)
         if not isinstance(base, dict):
             raise RecipeError(f"{path} must be a mapping of keys to values, not {type(base).__name__}")
     try:
@@ -94,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
         args.recipe = str(RunDirectory(args.recipe).recipe_path)
     recipe = _recipe(args)
     if args.dry_run:
+        from ..training.preflight import preflight
+
+        preflight(recipe)
         print(dump_recipe(recipe), end="")
         return 0
     if args.log_interval < 1:

@@ -6,6 +6,10 @@ history and the vanilla baseline. It starts with the front matter the Hub reads 
 what the model is, how it was trained (the resolved recipe), the results (vanilla vs TrAct when both runs
 exist), the training curves, usage, and the paper's citation.
 
+Every value that comes from a file or an argument is rendered inert (:mod:`.markdown`): escaped text, code spans
+and a recipe fence that none of its lines can close; links go only to ``huggingface.co/<repository id>``; the
+front matter names a data set or base model only when it is a valid Hub repository id.
+
 Example:
     >>> from tract_hub.artifacts import TrActMetadata
     >>> from tract_hub.artifacts.checkpoint.spec import ArchitectureSpec
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import string
 from dataclasses import dataclass, field
 from importlib import resources
@@ -28,12 +33,17 @@ import yaml
 
 from ..artifacts.checkpoint.spec import ArchitectureSpec
 from ..artifacts.metadata import TrActMetadata, read_metadata
+from ..artifacts.reading import parse_yaml
 from ..artifacts.task import Task, task_of
-from .card_data import card_data
+from ..errors import HubError, InvalidArgumentError
+from .card_data import card_data, hub_dataset
+from .markdown import code, fenced, is_repo_id, repo_link, text, word
 
 _METRIC_ORDER = ("top1", "top5", "map", "val_loss", "train_loss")
 _FRONT_MATTER_ORDER = ("library_name", "license", "pipeline_tag", "tags", "datasets", "base_model", "model-index")
 _REPO_PLACEHOLDER = "ORG/NAME"
+_ARCHITECTURE_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*$")
+_FILE_NAME = re.compile(r"^[\w\-][\w.\-]*\.png$")
 
 
 @dataclass(frozen=True)
@@ -86,9 +96,9 @@ class CardInfo:
 
     @property
     def lam_text(self) -> str:
-        """``"0.1"``, per layer ``"conv1: 0.1, stem: 0.2"``, or ``""`` for vanilla."""
+        """``"0.1"``, per layer ``"`conv1`: 0.1, `stem`: 0.2"`` (Markdown), or ``""`` for vanilla."""
         if self.metadata.layer_lams:
-            return ", ".join(f"{layer}: {lam:g}" for layer, lam in self.metadata.layer_lams.items())
+            return ", ".join(f"{code(layer)}: {lam:g}" for layer, lam in self.metadata.layer_lams.items())
         return f"{self.metadata.lam:g}" if self.metadata.lam is not None else ""
 
 
@@ -121,8 +131,9 @@ def _template(name: str) -> string.Template:
 
 
 def _number(value: Any) -> str:
+    """A number as a table shows it; anything else as a code span (a table cell's ``|`` escaped)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
+        return code(value, table=True)
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return f"{value:.4g}" if isinstance(value, float) else str(value)
@@ -134,14 +145,18 @@ def _metric_keys(*dicts: dict[str, Any]) -> list[str]:
 
 
 def front_matter(info: CardInfo) -> dict[str, Any]:
-    """The card's YAML front matter as a dict (``huggingface_hub.ModelCardData``, library_name first)."""
+    """The card's YAML front matter as a dict (``huggingface_hub.ModelCardData``, library_name first).
+
+    A data set or base model is named (and so linked by the Hub) only when it is a valid Hub id.
+    """
+    dataset = info.metadata.dataset or ""
     data = card_data(
         info.spec,
         info.task,
         model_name=info.repo_id or info.name,
         license=info.metadata.license or "mit",
-        dataset=info.metadata.dataset,
-        base_model=info.base_model,
+        dataset=dataset if is_repo_id(hub_dataset(dataset), org=False) else None,
+        base_model=info.base_model if is_repo_id(info.base_model) else None,
         final=info.metadata.metrics,
     ).to_dict()
     return {key: data[key] for key in _FRONT_MATTER_ORDER if key in data}
@@ -149,12 +164,12 @@ def front_matter(info: CardInfo) -> dict[str, Any]:
 
 def _title(info: CardInfo) -> str:
     how = "trained without TrAct (vanilla)" if not info.lam_text else f"trained with TrAct (λ = {info.lam_text})"
-    return f"{info.name}: {info.spec.name}, {how}"
+    return f"{text(info.name)}: {code(info.spec.name)}, {how}"
 
 
 def _summary(info: CardInfo) -> str:
-    data = f" on {info.metadata.dataset}" if info.metadata.dataset else ""
-    layers = ", ".join(info.metadata.first_layers) or "?"
+    data = f" on {code(info.metadata.dataset)}" if info.metadata.dataset else ""
+    layers = ", ".join(code(layer) for layer in info.metadata.first_layers) or "?"
     if not info.lam_text:
         how = f"trained{data} without TrAct (vanilla: no TrAct lambda is recorded)"
     else:
@@ -166,7 +181,7 @@ def _summary(info: CardInfo) -> str:
         else "timm (the architecture is tract_hub's, registered with timm when tract_hub.models is imported)"
     )
     return (
-        f"A {library} `{info.spec.name}` {how}. TrAct (Petersen, Borgelt, Ermon, NeurIPS 2024) changes only how "
+        f"A {library} {code(info.spec.name)} {how}. TrAct (Petersen, Borgelt, Ermon, NeurIPS 2024) changes only how "
         f"the first layer learns during training; the weights' format and inference are {plain}. The checkpoint "
         "holds the weights (`model.safetensors`) and `config.json` in timm's Hub layout, with TrAct's training "
         'metadata under the extra key `"tract_hub"`.'
@@ -183,35 +198,36 @@ def _is_tract_architecture(spec: ArchitectureSpec) -> bool:
 def _details(info: CardInfo) -> str:
     metadata, args = info.metadata, info.spec.model_args
     rows = [
-        ("Architecture", f"`{info.spec.qualified_name}`"),
-        ("Constructor arguments", f"`{json.dumps(args, sort_keys=True)}`" if args else "the defaults"),
+        ("Architecture", code(info.spec.qualified_name)),
+        ("Constructor arguments", code(json.dumps(args, sort_keys=True)) if args else "the defaults"),
         ("TrAct λ", info.lam_text or "none (vanilla)"),
-        ("First layer(s)", ", ".join(f"`{name}`" for name in metadata.first_layers) or "not recorded"),
+        ("First layer(s)", ", ".join(code(name) for name in metadata.first_layers) or "not recorded"),
         ("Exact mode (per optimizer step)", "yes" if metadata.exact else "no (per backward, as in the paper)"),
-        ("Data set", metadata.dataset or "not recorded"),
-        ("Classes", str(info.num_classes) if info.num_classes else "not recorded"),
+        ("Data set", code(metadata.dataset) if metadata.dataset else "not recorded"),
+        ("Classes", _number(info.num_classes) if info.num_classes else "not recorded"),
     ]
     if info.base_model:
-        rows.append(("Fine-tuned from", f"[{info.base_model}](https://huggingface.co/{info.base_model})"))
+        rows.append(("Fine-tuned from", repo_link(info.base_model)))
     return "\n".join(f"- **{key}:** {value}" for key, value in rows)
 
 
 def _training(info: CardInfo) -> str:
-    notes = "".join(f"\n\n**Note:** {note}" for note in info.notes)
+    notes = "".join(f"\n\n**Note:** {text(note)}" for note in info.notes)
     recipe = info.metadata.recipe
     if not recipe:
         return "The training recipe was not recorded with this checkpoint." + notes
-    name = f" `{info.metadata.recipe_name}`" if info.metadata.recipe_name else ""
-    epochs = f", {info.metadata.epochs} epochs" if info.metadata.epochs else ""
-    text = yaml.safe_dump(recipe, sort_keys=True, allow_unicode=True).rstrip()
-    return f"Recipe{name}{epochs}, fully resolved (every key, as the trainer used it):\n\n```yaml\n{text}\n```" + notes
+    name = f" {code(info.metadata.recipe_name)}" if info.metadata.recipe_name else ""
+    epochs = f", {_number(info.metadata.epochs)} epochs" if info.metadata.epochs else ""
+    dumped = yaml.safe_dump(recipe, sort_keys=True, allow_unicode=True)
+    block = fenced(dumped, "yaml")
+    return f"Recipe{name}{epochs}, fully resolved (every key, as the trainer used it):\n\n{block}" + notes
 
 
 def _best(results: RunResults, key: str) -> str:
     if key not in results.best:
         return ""
     epoch = results.best.get("epoch")
-    return _number(results.best[key]) + (f" (epoch {epoch})" if epoch is not None else "")
+    return _number(results.best[key]) + (f" (epoch {_number(epoch)})" if epoch is not None else "")
 
 
 def _results(info: CardInfo) -> str:
@@ -232,9 +248,10 @@ def _results(info: CardInfo) -> str:
         delta = ""
         if compare and all(isinstance(value, int | float) for value in final):
             delta = f"{final[1] - final[0]:+.4g}"
-        lines.append(row(f"Final {key}", [_number(value) if value is not None else "" for value in final], delta))
+        name = word(key, table=True)
+        lines.append(row(f"Final {name}", [_number(value) if value is not None else "" for value in final], delta))
         if any(key in run.best for run in runs):
-            lines.append(row(f"{key} at the best epoch", [_best(run, key) for run in runs]))
+            lines.append(row(f"{name} at the best epoch", [_best(run, key) for run in runs]))
     if info.baseline is not None:
         lines += ["", _speedup(info.baseline, results, info.task.main_metric)]
     return "\n".join(lines).rstrip()
@@ -249,11 +266,12 @@ def _speedup(baseline: RunResults, tract: RunResults, key: str) -> str:
         (row.get("epoch") for row in tract.history if isinstance(row.get(key), int | float) and row[key] >= target),
         None,
     )
+    name = word(key)
     if reached is None:
-        return f"TrAct did not reach the vanilla run's final {key} ({_number(target)}) within its epochs."
+        return f"TrAct did not reach the vanilla run's final {name} ({_number(target)}) within its epochs."
     return (
-        f"TrAct reached the vanilla run's final {key} ({_number(target)}, after {baseline.epochs} epochs) at "
-        f"epoch {reached}."
+        f"TrAct reached the vanilla run's final {name} ({_number(target)}, after {_number(baseline.epochs)} epochs) "
+        f"at epoch {_number(reached)}."
     )
 
 
@@ -265,6 +283,10 @@ def _usage(info: CardInfo) -> str:
     else:
         template = "usage_timm.md"
     lam = info.metadata.lam if info.metadata.lam is not None else 0.1
+    if info.repo_id is not None and not is_repo_id(info.repo_id):
+        raise InvalidArgumentError(f"repo_id={info.repo_id!r} is not a Hub repository id org/name")
+    if not _ARCHITECTURE_NAME.match(info.spec.name):
+        raise InvalidArgumentError(f"architecture {info.spec.name!r} is not a timm or torchvision model name")
     usage = _template(template).substitute(
         repo_id=info.repo_id or _REPO_PLACEHOLDER,
         architecture=info.spec.name,
@@ -282,6 +304,8 @@ def _usage(info: CardInfo) -> str:
 
 def render_card(info: CardInfo) -> str:
     """The model card (README.md text) for ``info``."""
+    if info.curves is not None and not _FILE_NAME.match(info.curves):
+        raise InvalidArgumentError(f"curves={info.curves!r} is not a file name of the checkpoint folder")
     curves = f"\n![Training curves]({info.curves})\n" if info.curves else ""
     matter = yaml.safe_dump(front_matter(info), sort_keys=False, allow_unicode=True)
     return _template("model_card.md").substitute(
@@ -297,10 +321,11 @@ def render_card(info: CardInfo) -> str:
 
 
 def parse_front_matter(card: str) -> dict[str, Any]:
-    """The YAML front matter of a card (``{}`` if it has none); ``yaml.YAMLError`` if it is not valid YAML."""
+    """The YAML front matter of a card (``{}`` if it has none); :class:`HubError` if it is not valid YAML (or
+    uses what :func:`~tract_hub.artifacts.reading.parse_yaml` refuses)."""
     if not card.startswith("---\n"):
         return {}
     end = card.find("\n---\n", 4)
     if end < 0:
         return {}
-    return yaml.safe_load(card[4 : end + 1]) or {}
+    return parse_yaml(card[4 : end + 1], "the card's front matter", error=HubError) or {}

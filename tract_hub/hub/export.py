@@ -16,8 +16,8 @@ import os
 from pathlib import Path
 
 from ..artifacts.checkpoint import CARD_NAME, CURVES_NAME, write_checkpoint
-from ..artifacts.checkpoint.spec import ArchitectureSpec, build
-from ..artifacts.checkpoint.weights import load_strict, read_weights
+from ..artifacts.checkpoint.read import build_and_load
+from ..artifacts.checkpoint.spec import ArchitectureSpec
 from ..artifacts.curves import Curve, plot_curves
 from ..artifacts.files import atomic_directory
 from ..artifacts.metadata import TrActMetadata
@@ -157,9 +157,9 @@ def save_run(
     run, base = _read(run_dir, baseline)
     spec = _spec(run)
     weights = run.weights(checkpoint)
-    model = build(spec)
-    load_strict(model, read_weights(weights), f"{spec.qualified_name} with kwargs {spec.model_args} ({weights})")
-    with atomic_directory(directory, overwrite=overwrite) as staging:
+    model = build_and_load(spec, weights, f"{spec.qualified_name} with kwargs {spec.model_args} ({weights})")
+    needed = weights.stat().st_size
+    with atomic_directory(directory, overwrite=overwrite, needed_bytes=needed) as staging:
         write_checkpoint(model, spec, staging, run_metadata(run, base, checkpoint=checkpoint))
         _write_card(run, base, spec, staging / CARD_NAME, repo_id)
     logger.info("saved run %s (%s checkpoint) to %s", run.directory, checkpoint, directory)

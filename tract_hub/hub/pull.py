@@ -33,7 +33,8 @@ def pull(
 ) -> Path:
     """Copy a checkpoint (config, weights, card, curves) into ``directory`` after verifying that it loads.
 
-    The copy is written atomically and only once the checkpoint has been built and loaded strictly.
+    The copy is written atomically and only once the checkpoint has been built and loaded strictly. Every file
+    copied is a regular file inside the checkpoint's folder (a link to a file outside is refused, never copied).
     """
     where = parse_source(source, revision)
     files = {name: fetch_file(where, name, cache_dir=cache_dir, token=token) for name in (CONFIG_NAME, WEIGHTS_NAME)}
@@ -41,7 +42,8 @@ def pull(
         files[name] = fetch_file(where, name, required=False, cache_dir=cache_dir, token=token)
     load_checkpoint(files[CONFIG_NAME], files[WEIGHTS_NAME], str(where))
     target = Path(directory)
-    with atomic_directory(target, overwrite=overwrite) as staging:
+    needed = sum(path.stat().st_size for path in files.values() if path is not None)
+    with atomic_directory(target, overwrite=overwrite, needed_bytes=needed) as staging:
         for name, path in files.items():
             if path is not None:
                 shutil.copyfile(path, staging / name)

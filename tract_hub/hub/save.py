@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..artifacts.checkpoint import CARD_NAME, WEIGHTS_NAME, write_checkpoint
@@ -70,7 +71,8 @@ def save_pretrained(
     spec = describe_model(model, architecture, model_kwargs)
     target = Path(directory)
     has_card = (target / CARD_NAME).is_file()
-    with atomic_directory(target, overwrite=overwrite) as staging:
+    needed = sum(t.numel() * t.element_size() for t in model.state_dict().values() if isinstance(t, torch.Tensor))
+    with atomic_directory(target, overwrite=overwrite, needed_bytes=needed) as staging:
         config = write_checkpoint(model, spec, staging, metadata)
         if card and not has_card:
             name = repo_id.split("/")[-1] if repo_id else target.absolute().name

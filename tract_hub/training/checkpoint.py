@@ -5,9 +5,11 @@
 ``checkpoints/<name>/training_state.pt`` the optimizer(s), scheduler(s), GradScaler, epoch, step and RNG states,
 saved with plain tensors and containers only so that ``torch.load(weights_only=True)`` reads it.
 
-A checkpoint directory is written with :func:`tract_hub.artifacts.files.atomic_directory`: a staging sibling is
-renamed into place and the previous checkpoint is kept under ``.<name>.old`` until the new one is in place, so an
-interruption at any moment leaves a complete one.
+A checkpoint directory is written with :func:`tract_hub.artifacts.files.atomic_directory`, whose rotation
+(:mod:`tract_hub.artifacts.rotation`) keeps the newest complete checkpoint whatever the sequence of kills:
+:func:`checkpoint_directory` finds it, and the next save finishes or removes what an interrupted one left.
+A save that runs out of space raises :class:`~tract_hub.errors.DiskFullError` naming the folder and the space
+it needs; the previous checkpoint is left as it was.
 
 Example:
     >>> import torch, tempfile, pathlib
@@ -20,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,9 @@ import numpy as np
 import torch
 
 from ..artifacts.checkpoint.weights import read_weights, save_state_dict
-from ..artifacts.files import atomic_directory, previous_copy
+from ..artifacts.files import atomic_directory
+from ..artifacts.reading import confined_file
+from ..artifacts.rotation import new_copy, previous_copy
 from ..artifacts.run_dir import EMA_WEIGHTS_FILE, TRAINING_STATE_FILE, WEIGHTS_FILE
 from ..errors import CheckpointIntegrityError
 
@@ -43,17 +48,32 @@ def save_checkpoint(
 ) -> None:
     """Write ``model.safetensors``, ``training_state.pt`` (and, given ``ema_state``, ``model_ema.safetensors``)
     into ``directory``, atomically."""
-    with atomic_directory(directory, overwrite=True, keep=False) as staging:
+    needed = tensor_bytes(model_state) + tensor_bytes(training_state) + tensor_bytes(ema_state)
+    with atomic_directory(directory, overwrite=True, keep=False, needed_bytes=needed) as staging:
         save_state_dict(model_state, staging / WEIGHTS_FILE)
         if ema_state is not None:
             save_state_dict(ema_state, staging / EMA_WEIGHTS_FILE)
         torch.save(training_state, staging / TRAINING_STATE_FILE)
 
 
+def tensor_bytes(state: Any) -> int:
+    """Bytes of the tensors in a (nested) state: what writing it needs, about."""
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, dict):
+        return sum(tensor_bytes(value) for value in state.values())
+    if isinstance(state, list | tuple):
+        return sum(tensor_bytes(value) for value in state)
+    return 0
+
+
 def checkpoint_directory(directory: str | Path) -> Path | None:
-    """``directory`` if it holds a complete checkpoint, else the previous one an interrupted save left, else None."""
-    directory = Path(directory)
-    for candidate in (directory, previous_copy(directory)):
+    """The newest complete checkpoint of ``directory`` (itself, or what an interrupted save left), else None.
+
+    Reads only: under torchrun every rank calls it; rank 0's next save finishes the interrupted rotation.
+    """
+    directory = Path(directory).absolute()
+    for candidate in (new_copy(directory), directory, previous_copy(directory)):
         if (candidate / WEIGHTS_FILE).is_file() and (candidate / TRAINING_STATE_FILE).is_file():
             if candidate != directory:
                 logger.warning("using %s: the save of %s was interrupted", candidate, directory)
@@ -62,17 +82,21 @@ def checkpoint_directory(directory: str | Path) -> Path | None:
 
 
 def load_model_state(directory: str | Path) -> dict[str, torch.Tensor]:
-    return read_weights(Path(directory) / WEIGHTS_FILE)
+    """The weights of a checkpoint directory (a regular file inside it, never unpickled)."""
+    return read_weights(confined_file(Path(directory) / WEIGHTS_FILE, directory, error=CheckpointIntegrityError))
 
 
 def load_ema_state(directory: str | Path) -> dict[str, torch.Tensor] | None:
-    """The EMA weights of a checkpoint, None if it has none."""
+    """The EMA weights of a checkpoint (a regular file inside it), None if it has none."""
     path = Path(directory) / EMA_WEIGHTS_FILE
-    return read_weights(path) if path.is_file() else None
+    if not os.path.lexists(path):
+        return None
+    return read_weights(confined_file(path, directory, error=CheckpointIntegrityError))
 
 
 def load_training_state(directory: str | Path) -> dict[str, Any]:
-    path = Path(directory) / TRAINING_STATE_FILE
+    """The training state of a checkpoint directory (``torch.load(weights_only=True)``: no code is unpickled)."""
+    path = confined_file(Path(directory) / TRAINING_STATE_FILE, directory, error=CheckpointIntegrityError)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for truncated or foreign files

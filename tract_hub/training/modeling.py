@@ -24,6 +24,7 @@ from torch import nn
 
 from .._api import patch
 from ..artifacts.checkpoint import CONFIG_NAME, from_pretrained, read_config
+from ..artifacts.checkpoint.weights import load_strict, read_weights
 from ..artifacts.run_dir import RunDirectory
 from ..artifacts.task import DETECTION
 from ..errors import HubError, RecipeError, TrActError
@@ -66,8 +67,6 @@ def _from_run_directory(path: Path, num_classes: int, overrides: dict[str, Any])
     ``overrides`` (``model.kwargs`` of the fine-tuning recipe, e.g. ``img_size``) change the architecture's
     keywords; the weights are adapted by the model family's timm checkpoint filter.
     """
-    from safetensors.torch import load_file
-
     run = RunDirectory(path)
     record = run.read_summary().model
     if record.wrappers:
@@ -76,10 +75,11 @@ def _from_run_directory(path: Path, num_classes: int, overrides: dict[str, Any])
     saved_kwargs = dict(record.kwargs)
     kwargs = {**saved_kwargs, **{k: v for k, v in overrides.items() if k != "num_classes"}}
     model = create_model(architecture, **kwargs)
-    state = load_file(str(run.weights("best")))
+    weights = run.weights("best")  # a regular file inside the run directory
+    state = read_weights(weights)
     if kwargs != saved_kwargs:
         state = _adapt_state_dict(model, state)
-    model.load_state_dict(state, strict=True)
+    load_strict(model, state, f"{architecture} with kwargs {kwargs} ({weights})")
     if kwargs.get("num_classes") != num_classes:
         if not hasattr(model, "reset_classifier"):
             raise RecipeError(

@@ -22,12 +22,20 @@ from typing import Any, Literal
 
 import yaml
 
+from ..artifacts.reading import parse_yaml as read_yaml
+from ..artifacts.reading import read_regular_text
 from ..artifacts.schema import from_data, set_path, to_data
 from ..artifacts.task import Task, task_of
 from ..errors import RecipeError
 
 #: The recipe format this version of tract_hub reads and writes.
 FORMAT_VERSION = 1
+
+#: The longest recipe file read (the resolved recipes are about 2 kB).
+MAX_RECIPE_BYTES = 1 * 2**20
+
+#: More epochs than any experiment runs (the paper's longest is 800): a larger number is a typo.
+MAX_EPOCHS = 100_000
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
@@ -260,6 +268,11 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _positive("train.epochs", self.epochs)
+        _check(
+            self.epochs <= MAX_EPOCHS,
+            f"train.epochs={self.epochs:,} is more than {MAX_EPOCHS:,} epochs, more than any experiment runs; give "
+            "the number of epochs to train",
+        )
         _positive("train.batch_size", self.batch_size)
         _positive("train.accum_steps", self.accum_steps)
         _check(
@@ -329,39 +342,11 @@ class Recipe:
         return "vanilla" if self.lam is None else "tract"
 
 
-class _RecipeLoader(yaml.SafeLoader):
-    """Safe YAML that refuses duplicate keys and reads ``1e-3`` as a float (YAML 1.1 would read a string)."""
-
-
-_RecipeLoader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_RecipeLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise RecipeError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_RecipeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
-
-
 def parse_yaml(text: str, source: str = "<string>") -> Any:
-    """YAML text as plain data (safe loader; duplicate keys are an error; ``1e-3`` is a float)."""
-    try:
-        return yaml.load(text, Loader=_RecipeLoader)  # a SafeLoader subclass
-    except RecipeError as error:
-        raise RecipeError(f"{source}: {error}") from None
-    except yaml.YAMLError as error:
-        raise RecipeError(f"{source} is not valid YAML: {error}") from None
+    """YAML text as plain data, through the project's one bounded YAML reader
+    (:func:`tract_hub.artifacts.reading.parse_yaml`: safe tags, no duplicate keys, no aliases, bounded depth,
+    ``1e-3`` read as a float); anything it refuses is a :class:`RecipeError` naming ``source``."""
+    return read_yaml(text, source, error=RecipeError, limit=MAX_RECIPE_BYTES)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -397,7 +382,7 @@ def _deep_copy(data: Any) -> Any:
 def resolve_recipe_path(name: str | Path) -> Path:
     """A recipe file: the path itself, or ``recipes/<name>.yaml`` relative to the working directory."""
     path = Path(name)
-    if path.is_file():
+    if path.is_file() or (path.exists() and not path.is_dir()):  # a device or a pipe is refused when read
         return path
     candidate = Path("recipes") / f"{name}.yaml"
     if path.suffix == "" and candidate.is_file():
@@ -408,8 +393,14 @@ def resolve_recipe_path(name: str | Path) -> Path:
 def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
     """Read a recipe YAML file, apply ``KEY=VALUE`` overrides, validate (see the module docstring)."""
     path = resolve_recipe_path(path)
-    data = parse_yaml(path.read_text(encoding="utf-8"), str(path))
-    return recipe_from_data(data, overrides, source=str(path))
+    return recipe_from_data(read_recipe_data(path), overrides, source=str(path))
+
+
+def read_recipe_data(path: str | Path) -> Any:
+    """The plain data of a recipe file: a regular file (a device or a pipe is refused), at most
+    :data:`MAX_RECIPE_BYTES`, read by :func:`parse_yaml`."""
+    text = read_regular_text(path, error=RecipeError, limit=MAX_RECIPE_BYTES)
+    return parse_yaml(text, str(path))
 
 
 def recipe_to_data(recipe: Recipe) -> dict[str, Any]:
@@ -443,6 +434,7 @@ __all__ = [
     "load_recipe",
     "parse_override",
     "parse_yaml",
+    "read_recipe_data",
     "recipe_from_data",
     "recipe_to_data",
     "with_overrides",

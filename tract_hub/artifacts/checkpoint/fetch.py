@@ -5,6 +5,10 @@ the plain ``"org/name[@revision]"``. Hub files go through ``huggingface_hub.hf_h
 ``HF_HUB_OFFLINE``, ``HF_HOME`` / ``HF_HUB_CACHE`` and the token from the usual places are honoured. Every
 failure becomes a :class:`HubError` that says what is wrong and what to do.
 
+A fetched file is always a regular file inside its checkpoint folder (:func:`~tract_hub.artifacts.reading.
+confined_file`): the local directory, or the repository's folder of the Hugging Face cache (whose snapshots
+link to its blobs). A symbolic link to anything outside, or a device or pipe, is refused.
+
 Example:
     >>> from tract_hub.artifacts.checkpoint.fetch import parse_source
     >>> parse_source("hf-hub:org/name@v1")
@@ -21,6 +25,7 @@ from pathlib import Path
 
 from ..._version import __version__
 from ...errors import CheckpointIntegrityError, HubError, InvalidArgumentError
+from ..reading import confined_file
 from .layout import PICKLE_WEIGHT_NAMES, WEIGHTS_NAME
 
 logger = logging.getLogger(__name__)
@@ -160,17 +165,38 @@ def fetch_file(
     cache_dir: str | os.PathLike[str] | None = None,
     token: str | bool | None = None,
 ) -> Path | None:
-    """The local path of ``filename`` in ``source`` (the Hub's go through the cache); None if optional and absent."""
+    """The real local path of ``filename`` in ``source`` (the Hub's go through the cache), a regular file inside
+    the checkpoint's folder; None if optional and absent."""
     if source.kind == "local":
         directory = Path(source.location).expanduser()
         if not directory.is_dir():
             raise HubError(f"checkpoint directory {str(directory)!r} does not exist or is not a directory")
         path = directory / filename
-        if path.is_file():
-            return path
+        if os.path.lexists(path):
+            return confined_file(path, directory, error=CheckpointIntegrityError)
         if not required:
             return None
         raise _missing_file(source, filename, [p.name for p in directory.iterdir()])
+    downloaded = _download(source, filename, required=required, cache_dir=cache_dir, token=token)
+    return None if downloaded is None else confined_file(downloaded, _cache_folder(downloaded), error=HubError)
+
+
+def _cache_folder(path: Path) -> Path:
+    """The repository's folder of the Hugging Face cache that holds ``path`` (``models--org--name``)."""
+    for parent in path.parents:
+        if parent.name == "snapshots":
+            return parent.parent
+    return path.parent
+
+
+def _download(
+    source: CheckpointSource,
+    filename: str,
+    *,
+    required: bool,
+    cache_dir: str | os.PathLike[str] | None,
+    token: str | bool | None,
+) -> Path | None:
     import huggingface_hub
 
     try:

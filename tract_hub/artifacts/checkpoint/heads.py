@@ -16,7 +16,9 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 
+import torch
 from torch import nn
 
 from ...errors import InvalidArgumentError
@@ -91,10 +93,57 @@ def head_num_classes(model: nn.Module) -> int | None:
     return _out_features(head[1]) if head else None
 
 
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - not a POSIX system
+        return None
+
+
+def _head_features(model: nn.Module) -> tuple[int, torch.dtype] | None:
+    """(input features, dtype) of the current head, when it is known."""
+    head = find_torchvision_head(model)
+    if head is None and is_timm_model(model):
+        classifier = getattr(model, "get_classifier", None)
+        module = classifier() if callable(classifier) else None
+        head = ("", module) if isinstance(module, _HEAD_TYPES) else None
+    if head is None:
+        return None
+    layer = head[1]
+    features = layer.in_features if isinstance(layer, nn.Linear) else layer.in_channels
+    return features, layer.weight.dtype
+
+
+def check_head_size(model: nn.Module, num_classes: int) -> None:
+    """Refuse a head that could not be allocated: more bytes than the machine's memory (``num_classes=10**12``)."""
+    known = _head_features(model)
+    memory = _physical_memory()
+    if known is None or memory is None:
+        return
+    features, dtype = known
+    needed = (features + 1) * num_classes * torch.empty((), dtype=dtype).element_size()
+    if needed > memory:
+        raise InvalidArgumentError(
+            f"num_classes={num_classes:,}: a {features}-feature head with that many classes needs "
+            f"{needed / 2**30:,.1f} GiB, more than this machine's {memory / 2**30:,.1f} GiB of memory; give the "
+            "number of classes of your data set"
+        )
+
+
 def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
     """Replace the classifier of ``model`` in place by a freshly initialized one with ``num_classes`` outputs."""
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise InvalidArgumentError(f"num_classes={num_classes!r} is not a positive integer")
+    check_head_size(model, num_classes)
+    try:
+        return _replace_head(model, num_classes)
+    except (RuntimeError, MemoryError) as error:  # the allocator's refusal
+        raise InvalidArgumentError(
+            f"num_classes={num_classes:,}: the new head cannot be allocated ({type(error).__name__}: {error})"
+        ) from error
+
+
+def _replace_head(model: nn.Module, num_classes: int) -> nn.Module:
     if is_timm_model(model):
         model.reset_classifier(num_classes)
         return model

@@ -2,8 +2,9 @@
 
 Loading never unpickles (safetensors only), builds only timm architectures and torchvision builders named in
 ``config.json`` (through :func:`tract_hub.models.create_model`, never an import path), checks the weights' size
-and sha256 before reading them, and loads every key with its exact shape. Any failure raises a
-:class:`HubError` subclass; no half-loaded model is ever returned.
+and sha256, then compares the file's header (every key's dtype and shape) with the model built on the meta
+device before anything real is allocated, and loads every key with its exact shape and dtype. Any failure
+raises a :class:`HubError` subclass; no half-loaded model is ever returned.
 
 Example:
     >>> import tempfile, tract_hub
@@ -17,8 +18,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,12 @@ from torch import nn
 from ...errors import CheckpointIntegrityError, InvalidArgumentError
 from ...patching.api import check_lam
 from ..metadata import TrActMetadata, read_metadata
+from ..reading import parse_json, read_confined_text
 from .fetch import fetch_file, parse_source
 from .heads import replace_head
 from .layout import CONFIG_NAME, WEIGHTS_NAME
-from .spec import ArchitectureSpec, build
-from .weights import load_strict, read_weights, verify_weights
+from .spec import ArchitectureSpec, build, build_on_meta, check_model_args, check_sizes
+from .weights import check_tensors, load_strict, read_header, read_weights, specs_of, verify_weights
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +42,16 @@ logger = logging.getLogger(__name__)
 _WEIGHT_SOURCE_KEYS = frozenset({"url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "source", "custom_load"})
 
 
+#: The longest config.json read (timm's are about 1 kB; with a recipe and metrics, a few kB).
+MAX_CONFIG_BYTES = 4 * 2**20
+
+
 def read_config(path: Path) -> dict[str, Any]:
-    """``config.json`` as a dict; malformed JSON or a non-object raises :class:`CheckpointIntegrityError`."""
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointIntegrityError(
-            f"{str(path)!r} is not valid JSON ({error}); the checkpoint is damaged"
-        ) from error
+    """``config.json`` as a dict: a regular file in its folder, bounded in size and depth, holding a JSON object;
+    anything else raises :class:`CheckpointIntegrityError`."""
+    error = CheckpointIntegrityError
+    text = read_confined_text(path, error=error, limit=MAX_CONFIG_BYTES)
+    config = parse_json(text, repr(str(path)), error=error, limit=MAX_CONFIG_BYTES)
     if not isinstance(config, dict):
         raise CheckpointIntegrityError(f"{str(path)!r} holds a JSON {type(config).__name__}, not an object")
     return config
@@ -64,6 +68,8 @@ def _timm_pretrained_cfg(config: dict[str, Any], architecture: str) -> dict[str,
         raise CheckpointIntegrityError(f"config.json's pretrained_cfg is {type(saved).__name__}, not an object")
     known = {field.name for field in dataclasses.fields(PretrainedCfg)} - _WEIGHT_SOURCE_KEYS
     cfg = {key: value for key, value in saved.items() if key in known}
+    for key, value in cfg.items():
+        _check_pretrained_field(key, value)
     if isinstance(config.get("num_classes"), int):
         cfg["num_classes"] = config["num_classes"]
     cfg["architecture"] = architecture
@@ -73,21 +79,84 @@ def _timm_pretrained_cfg(config: dict[str, Any], architecture: str) -> dict[str,
     return cfg
 
 
-def _verified_state(config: dict[str, Any], weights: Path) -> dict[str, Any]:
-    metadata = read_metadata(config) or TrActMetadata()
-    verify_weights(weights, metadata.weights_sha256, metadata.weights_bytes)
-    return read_weights(weights)
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _size(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 3 and all(_is_number(n) and n > 0 for n in value)
+
+
+def _fraction(value: Any) -> bool:
+    return _is_number(value) and 0 < value <= 1
+
+
+def _layer_names(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, list) and all(isinstance(name, str) for name in value))
+
+
+def _optional(check: Any) -> Any:
+    return lambda value: value is None or check(value)
+
+
+#: pretrained_cfg fields whose values timm computes with, and the check each must pass.
+_PRETRAINED_FIELDS = {
+    "input_size": _size,
+    "test_input_size": _optional(_size),
+    "min_input_size": _optional(_size),
+    "mean": lambda value: isinstance(value, list) and all(_is_number(n) for n in value),
+    "std": lambda value: isinstance(value, list) and all(_is_number(n) and n > 0 for n in value),
+    "crop_pct": _fraction,
+    "test_crop_pct": _optional(_fraction),
+    "interpolation": lambda value: isinstance(value, str),
+    "crop_mode": lambda value: isinstance(value, str),
+    "fixed_input_size": lambda value: isinstance(value, bool),
+    "num_classes": lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+    "first_conv": _optional(_layer_names),
+    "classifier": _optional(_layer_names),
+}
+
+
+def _check_pretrained_field(key: str, value: Any) -> None:
+    check = _PRETRAINED_FIELDS.get(key)
+    if check is not None and not check(value):
+        raise CheckpointIntegrityError(
+            f"config.json's pretrained_cfg.{key}={value!r} is not a valid value of timm's {key}; fix or remove it"
+        )
 
 
 def load_checkpoint(config_path: Path, weights_path: Path, origin: str) -> tuple[nn.Module, dict[str, Any]]:
-    """Build the model a checkpoint's config names and load its verified weights strictly; returns (model, config)."""
+    """Build the model a checkpoint's config names and load its verified weights strictly; returns (model, config).
+
+    Order: config (names, arguments, sizes), weights file (size, sha256, header), the model on the meta device
+    against the header, and only then the real model and the tensors.
+    """
     config = read_config(config_path)
     spec = ArchitectureSpec.from_config(config)
-    state_dict = _verified_state(config, weights_path)
+    metadata = read_metadata(config) or TrActMetadata()
+    verify_weights(weights_path, metadata.weights_sha256, metadata.weights_bytes)
+    check_sizes(config, weights_path.stat().st_size)
     pretrained_cfg = _timm_pretrained_cfg(config, spec.name) if spec.source == "timm" else None
+    what = f"{spec.qualified_name} with model_args {spec.model_args} (from {origin})"
+    return build_and_load(spec, weights_path, what, pretrained_cfg=pretrained_cfg), config
+
+
+def build_and_load(
+    spec: ArchitectureSpec, weights_path: Path, what: str, *, pretrained_cfg: dict[str, Any] | None = None
+) -> nn.Module:
+    """``spec`` built with the weights of ``weights_path`` loaded strictly; the file's header is compared with the
+    model built on the meta device first, so weights that do not fit allocate nothing."""
+    header = read_header(weights_path)
+    meta = build_on_meta(spec, pretrained_cfg=pretrained_cfg, strict=True)
+    if meta is not None:
+        check_model_args(spec, type(meta))
+        check_tensors(specs_of(meta.state_dict()), header, what)
     model = build(spec, pretrained_cfg=pretrained_cfg)
-    load_strict(model, state_dict, f"{spec.qualified_name} with model_args {spec.model_args} (from {origin})")
-    return model, config
+    if meta is None:
+        check_model_args(spec, type(model))
+        check_tensors(specs_of(model.state_dict()), header, what)
+    load_strict(model, read_weights(weights_path), what)
+    return model
 
 
 def _check_options(patched: bool, lam: float | None, num_classes: int | None) -> None:

@@ -86,7 +86,89 @@ class ArchitectureSpec:
                 f"config.json's model_args sets {forbidden}, which would make the constructor load weights or "
                 f"files; a checkpoint may set only architecture arguments. Remove {forbidden} from config.json"
             )
+        _check_num_classes(config, model_args)
         return cls(source, arch, dict(model_args))
+
+
+def _count_or_none(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CheckpointIntegrityError(f"config.json's {where} is {value!r}; expected a number of classes (an integer)")
+    return value
+
+
+def _check_num_classes(config: dict[str, Any], model_args: dict[str, Any]) -> None:
+    """The top-level ``num_classes`` (timm's ``pretrained_cfg``) and ``model_args.num_classes`` must agree."""
+    top = _count_or_none(config.get("num_classes"), "num_classes")
+    inner = _count_or_none(model_args.get("num_classes"), "model_args.num_classes")
+    if top is not None and inner is not None and top != inner:
+        raise CheckpointIntegrityError(
+            f"config.json says num_classes={top} but model_args.num_classes={inner}; one checkpoint has one head. "
+            "Make the two agree in config.json (the weights' head has the right number)"
+        )
+
+
+def _integers(value: Any, where: str) -> list[tuple[str, int]]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [(where, value)]
+    if isinstance(value, list | tuple):
+        return [found for i, item in enumerate(value) for found in _integers(item, f"{where}[{i}]")]
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in _integers(item, f"{where}.{key}")]
+    return []
+
+
+def check_sizes(config: dict[str, Any], weights_bytes: int) -> None:
+    """Refuse sizes no real checkpoint has: an integer of ``model_args`` (or ``num_classes``) larger than the
+    weights file in bytes cannot describe the model in it (a head, a depth, a width each take more bytes), and
+    building it first would take the memory or the time that the number says."""
+    found = _integers(config.get("model_args") or {}, "model_args")
+    found += _integers(config.get("num_classes"), "num_classes")
+    for where, value in found:
+        if abs(value) > max(weights_bytes, 2**16):
+            raise CheckpointIntegrityError(
+                f"config.json's {where}={value:,} is larger than the weights file ({weights_bytes:,} bytes), so it "
+                "cannot describe the model in it; fix config.json (it was damaged or written by hand)"
+            )
+
+
+def _allowed_kinds(default: Any) -> tuple[type, ...] | None:
+    """The JSON kinds a constructor argument with this default accepts (None: not checked)."""
+    if isinstance(default, bool):
+        return (bool,)
+    if isinstance(default, int | float):
+        return (int, float, list, type(None))  # a size may also be given per dimension
+    if isinstance(default, str):
+        return (str, type(None))
+    if isinstance(default, list | tuple):
+        return (list, int, float, type(None))
+    return None
+
+
+def check_model_args(spec: ArchitectureSpec, model_class: type) -> None:
+    """Refuse a ``model_args`` value of the wrong kind for the constructor (``drop_rate: "x"``), naming the key.
+
+    The kind expected is that of the argument's default in ``model_class.__init__``; arguments without a default,
+    with a default of ``None``, or absent from the signature are not checked.
+    """
+    try:
+        parameters = inspect.signature(model_class.__init__).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a constructor without a signature
+        return
+    for key, value in spec.model_args.items():
+        parameter = parameters.get(key)
+        if parameter is None or parameter.default is inspect.Parameter.empty:
+            continue
+        allowed = _allowed_kinds(parameter.default)
+        wrong_bool = isinstance(value, bool) and not isinstance(parameter.default, bool)
+        if allowed is not None and (wrong_bool or not isinstance(value, allowed)):
+            raise CheckpointIntegrityError(
+                f"config.json's model_args.{key}={value!r} ({type(value).__name__}) does not fit "
+                f"{model_class.__name__}'s argument {key} (default {parameter.default!r}); give a value of that kind"
+            )
 
 
 def builder_safety_kwargs(spec: ArchitectureSpec) -> dict[str, Any]:
@@ -99,27 +181,53 @@ def builder_safety_kwargs(spec: ArchitectureSpec) -> dict[str, Any]:
     return {"weights_backbone": None} if "weights_backbone" in parameters else {}
 
 
-def build(spec: ArchitectureSpec, *, pretrained_cfg: dict[str, Any] | None = None) -> nn.Module:
-    """A freshly initialized model of ``spec`` (no weights are downloaded or read)."""
+def _kwargs(spec: ArchitectureSpec, pretrained_cfg: dict[str, Any] | None) -> dict[str, Any]:
     kwargs = {**spec.model_args, **builder_safety_kwargs(spec)}
     if pretrained_cfg is not None:
         kwargs["pretrained_cfg"] = pretrained_cfg
+    return kwargs
+
+
+#: What a constructor raises for arguments it cannot take (on any device); other errors of a build on the meta
+#: device (RuntimeError, NotImplementedError: a constructor that computes with tensor values) are the device's.
+_ARGUMENT_ERRORS = (TypeError, ValueError, KeyError, IndexError, AssertionError, AttributeError)
+
+
+def _cannot_build(spec: ArchitectureSpec, error: BaseException) -> CheckpointIntegrityError:
+    return CheckpointIntegrityError(
+        f"cannot build {spec.qualified_name} with model_args {spec.model_args}: {type(error).__name__}: {error}. "
+        "The checkpoint's config.json does not describe a model this timm/torchvision version can build"
+    )
+
+
+def build(spec: ArchitectureSpec, *, pretrained_cfg: dict[str, Any] | None = None) -> nn.Module:
+    """A freshly initialized model of ``spec`` (no weights are downloaded or read); any failure of the
+    constructor is the project's error (the arguments come from a file)."""
     try:
-        return create_model(spec.qualified_name, pretrained=False, **kwargs)
-    except (TypeError, ValueError, RuntimeError, AssertionError, KeyError) as error:
-        raise CheckpointIntegrityError(
-            f"cannot build {spec.qualified_name} with model_args {spec.model_args}: {type(error).__name__}: {error}. "
-            "The checkpoint's config.json does not describe a model this timm/torchvision version can build"
-        ) from error
+        return create_model(spec.qualified_name, pretrained=False, **_kwargs(spec, pretrained_cfg))
+    except Exception as error:
+        raise _cannot_build(spec, error) from error
+
+
+def build_on_meta(
+    spec: ArchitectureSpec, *, pretrained_cfg: dict[str, Any] | None = None, strict: bool = False
+) -> nn.Module | None:
+    """``spec`` built on the meta device (no memory is allocated), or None if it cannot be built so; with
+    ``strict``, arguments the constructor refuses raise :class:`CheckpointIntegrityError` instead."""
+    try:
+        with torch.device("meta"):
+            return create_model(spec.qualified_name, pretrained=False, **_kwargs(spec, pretrained_cfg))
+    except _ARGUMENT_ERRORS as error:
+        if strict:
+            raise _cannot_build(spec, error) from error
+        logger.debug("cannot build %s (%s)", spec.qualified_name, error)
+        return None
+    except Exception as error:
+        logger.debug("cannot build %s on the meta device (%s)", spec.qualified_name, error)
+        return None
 
 
 def expected_shapes(spec: ArchitectureSpec) -> dict[str, tuple[int, ...]] | None:
     """State-dict key -> shape of ``spec``, built on the meta device (no memory); None if it cannot be built so."""
-    kwargs = {**spec.model_args, **builder_safety_kwargs(spec)}
-    try:
-        with torch.device("meta"):
-            model = create_model(spec.qualified_name, pretrained=False, **kwargs)
-    except Exception as error:
-        logger.debug("cannot build %s on the meta device (%s)", spec.qualified_name, error)
-        return None
-    return {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    model = build_on_meta(spec)
+    return None if model is None else {key: tuple(value.shape) for key, value in model.state_dict().items()}

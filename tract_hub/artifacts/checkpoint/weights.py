@@ -1,7 +1,10 @@
 """The weights file: safetensors only, written from a state_dict, verified by size and sha256, loaded strictly.
 
-A state dict that does not fit a model is described key by key (:func:`describe_difference`): missing,
-unexpected and mismatched keys with their shapes.
+Before any tensor is read, the file's header (each key's dtype and shape, :func:`read_header`) is compared
+with what the model expects (:func:`check_tensors`), so weights that do not fit are refused without allocating
+them or the model. A state dict that does not fit is described key by key (:func:`describe_difference`):
+missing and unexpected keys, mismatched shapes and dtypes; a dtype is never converted silently (an int8, bool
+or float16 tensor does not load into a float32 parameter, nor a float into ``num_batches_tracked``).
 
 Example:
     >>> import pathlib, tempfile, torch
@@ -10,6 +13,8 @@ Example:
     >>> model = torch.nn.Linear(2, 2)
     >>> write_weights(model, path)["bytes"] > 0
     True
+    >>> read_header(path)["weight"]
+    ('float32', (2, 2))
     >>> load_strict(torch.nn.Linear(2, 2), read_weights(path), "Linear")
 """
 
@@ -20,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -30,29 +35,98 @@ from ..files import fsync_file, sha256_file
 logger = logging.getLogger(__name__)
 
 
+#: A tensor as a header describes it: its dtype (torch's name, e.g. "float32") and its shape.
+TensorSpec = tuple[str, tuple[int, ...]]
+
+#: safetensors' dtype names -> torch's.
+_SAFETENSORS_DTYPES = {
+    "BOOL": "bool",
+    "U8": "uint8",
+    "I8": "int8",
+    "U16": "uint16",
+    "I16": "int16",
+    "U32": "uint32",
+    "I32": "int32",
+    "U64": "uint64",
+    "I64": "int64",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "F32": "float32",
+    "F64": "float64",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
+}
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.float32`` -> ``"float32"``."""
+    return str(dtype).removeprefix("torch.")
+
+
 def shapes_of(state_dict: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
     return {key: tuple(value.shape) for key, value in state_dict.items()}
 
 
-def describe_difference(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], limit: int = 5) -> str:
-    """Human-readable missing / unexpected / mismatched keys between two key -> shape maps ('' if equal)."""
+def specs_of(state_dict: dict[str, torch.Tensor]) -> dict[str, TensorSpec]:
+    """Key -> (dtype, shape) of a state dict (of real or meta tensors)."""
+    return {key: (dtype_name(value.dtype), tuple(value.shape)) for key, value in state_dict.items()}
+
+
+def _listing(keys: list[str], limit: int) -> str:
+    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def describe_difference(expected: dict[str, Any], found: dict[str, Any], limit: int = 5) -> str:
+    """Human-readable missing / unexpected / mismatched keys between two key -> shape (or -> :data:`TensorSpec`)
+    maps ('' if equal); shapes and dtypes are reported apart."""
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
-    mismatched = sorted(key for key in set(expected) & set(found) if expected[key] != found[key])
+    both = sorted(set(expected) & set(found))
     parts = []
-
-    def listing(keys: list[str]) -> str:
-        more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
-        return ", ".join(keys[:limit]) + more
-
     if missing:
-        parts.append(f"{len(missing)} missing key(s): {listing(missing)}")
+        parts.append(f"{len(missing)} missing key(s): {_listing(missing, limit)}")
     if unexpected:
-        parts.append(f"{len(unexpected)} unexpected key(s): {listing(unexpected)}")
-    if mismatched:
-        shown = [f"{key} {found[key]} vs {expected[key]}" for key in mismatched]
-        parts.append(f"{len(mismatched)} shape mismatch(es) (found vs expected): {listing(shown)}")
+        parts.append(f"{len(unexpected)} unexpected key(s): {_listing(unexpected, limit)}")
+
+    def split(value: Any) -> tuple[str | None, tuple[int, ...]]:
+        spec = isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str)
+        return (value[0], tuple(value[1])) if spec else (None, value)
+
+    shapes = [f"{key} {split(found[key])[1]} vs {split(expected[key])[1]}" for key in both
+              if split(found[key])[1] != split(expected[key])[1]]  # fmt: skip
+    dtypes = [f"{key} {split(found[key])[0]} vs {split(expected[key])[0]}" for key in both
+              if split(found[key])[0] != split(expected[key])[0]]  # fmt: skip
+    if shapes:
+        parts.append(f"{len(shapes)} shape mismatch(es) (found vs expected): {_listing(shapes, limit)}")
+    if dtypes:
+        parts.append(f"{len(dtypes)} dtype mismatch(es) (found vs expected): {_listing(dtypes, limit)}")
     return "; ".join(parts)
+
+
+def read_header(path: Path) -> dict[str, TensorSpec]:
+    """Key -> (dtype, shape) from a safetensors file's header, reading no tensor data."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            specs, keys = {}, handle.keys()  # a safe_open handle is not iterable itself
+            for key in keys:
+                piece = handle.get_slice(key)
+                raw = piece.get_dtype()
+                specs[key] = (_SAFETENSORS_DTYPES.get(raw, raw), tuple(int(n) for n in piece.get_shape()))
+            return specs
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise _unreadable(path, error) from error
+
+
+def check_tensors(expected: dict[str, TensorSpec], found: dict[str, TensorSpec], what: str) -> None:
+    """Refuse weights whose keys, shapes or dtypes differ from what ``what`` expects, naming each key."""
+    difference = describe_difference(expected, found)
+    if difference:
+        raise CheckpointIntegrityError(
+            f"the weights do not fit {what}: {difference}. The weights file belongs to another architecture or "
+            "other model_args than config.json says, or was converted to another dtype; fix config.json or use "
+            "the matching weights (tract_hub converts no dtype silently)"
+        )
 
 
 def _plain_tensors(state_dict: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -99,11 +173,18 @@ def verify_weights(path: Path, sha256: str | None, size: int | None) -> None:
         logger.warning("%s: config.json records no sha256 (not a tract_hub checkpoint); integrity not checked", path)
         return
     actual = sha256_file(path)
-    if actual != sha256:
+    if actual != sha256.lower():  # hex digits are the same in either case
         raise CheckpointIntegrityError(
             f"weights file {str(path)!r} is corrupted or was replaced: its sha256 is {actual}, config.json records "
             f"{sha256}. Download or copy the checkpoint again"
         )
+
+
+def _unreadable(path: Path, error: Exception) -> CheckpointIntegrityError:
+    return CheckpointIntegrityError(
+        f"weights file {str(path)!r} cannot be read as safetensors: it is not a readable safetensors file "
+        f"({error}); it is truncated or corrupted. Download or copy the checkpoint again"
+    )
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -111,18 +192,10 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-        raise CheckpointIntegrityError(
-            f"weights file {str(path)!r} cannot be read as safetensors: it is not a readable safetensors file "
-            f"({error}); it is truncated or corrupted. Download or copy the checkpoint again"
-        ) from error
+        raise _unreadable(path, error) from error
 
 
 def load_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], what: str) -> None:
-    """Load ``state_dict`` into ``model`` with every key and shape matching, or raise naming the differences."""
-    difference = describe_difference(shapes_of(model.state_dict()), shapes_of(state_dict))
-    if difference:
-        raise CheckpointIntegrityError(
-            f"the weights do not fit {what}: {difference}. The weights file belongs to another architecture or "
-            "other model_args than config.json says; fix config.json or use the matching weights"
-        )
+    """Load ``state_dict`` into ``model`` with every key, shape and dtype matching, or raise naming the keys."""
+    check_tensors(specs_of(model.state_dict()), specs_of(state_dict), what)
     model.load_state_dict(state_dict, strict=True)

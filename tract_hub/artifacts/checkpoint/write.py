@@ -24,14 +24,14 @@ from typing import Any
 
 from torch import nn
 
-from ...errors import InvalidArgumentError, TrActError
+from ...errors import CheckpointIntegrityError, InvalidArgumentError, TrActError
 from ...patching import patched_layers
 from ..files import fsync_file, json_text
 from ..metadata import METADATA_KEY, TrActMetadata, library_versions
 from .heads import head_num_classes
 from .layout import CONFIG_NAME, WEIGHTS_NAME
-from .spec import ArchitectureSpec, expected_shapes
-from .weights import describe_difference, shapes_of, write_weights
+from .spec import ArchitectureSpec, build_on_meta, check_model_args
+from .weights import describe_difference, specs_of, write_weights
 
 logger = logging.getLogger(__name__)
 
@@ -115,18 +115,24 @@ def _torchvision_config(model: nn.Module, spec: ArchitectureSpec, path: Path, bl
 
 
 def _check_rebuilds(model: nn.Module, config: dict[str, Any]) -> None:
-    """Refuse to publish a config that would not build a model with exactly this state_dict's keys and shapes."""
+    """Refuse to publish a config that would not load back: one that builds a model with other keys, shapes or
+    dtypes than this state_dict's, or with constructor arguments of the wrong kind (the checks of loading)."""
     spec = ArchitectureSpec.from_config(config)
-    expected = expected_shapes(spec)
-    if expected is None:
+    rebuilt = build_on_meta(spec)
+    if rebuilt is None:
         logger.warning("could not rebuild %s on the meta device to check the saved config", spec.qualified_name)
         return
-    difference = describe_difference(expected, shapes_of(model.state_dict()))
+    try:
+        check_model_args(spec, type(rebuilt))
+    except CheckpointIntegrityError as error:
+        raise InvalidArgumentError(f"{error}; pass model_kwargs= with values of the constructor's kinds") from None
+    difference = describe_difference(specs_of(rebuilt.state_dict()), specs_of(model.state_dict()))
     if difference:
         raise InvalidArgumentError(
             f"config.json would build {spec.qualified_name} with model_args {spec.model_args}, which does not "
             f"match this model: {difference}. Pass architecture= and model_kwargs= with the arguments the model "
-            "was built with"
+            "was built with; a model converted to another dtype (model.half()) loads only as it was built: "
+            "convert it back (model.float()) before saving"
         )
 
 
