@@ -42,6 +42,22 @@ def _rows(call: dict[str, Any]) -> torch.Tensor:
     return conv_rows(call["input"], **explicit_conv_args(call))
 
 
+class _GradientTap(torch.autograd.Function):
+    """A copy of the layer's output whose backward records the gradient that reaches it. A hook on the output
+    itself would miss it when the model adds to that tensor in place (timm's NaFlexVit adds its position
+    embedding with ``add_``): the hook stays on the tensor's older version."""
+
+    @staticmethod
+    def forward(ctx, output, record):  # type: ignore[override]
+        ctx.record = record
+        return output.clone()
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        ctx.record["grad"] = grad.detach().double()
+        return grad, None
+
+
 class LayerCallRecorder(TorchFunctionMode):
     """Use as ``with LayerCallRecorder(model, names) as recorder:`` around forward and backward."""
 
@@ -77,7 +93,7 @@ class LayerCallRecorder(TorchFunctionMode):
             call = _bind(func, args, kwargs)
             record = {"rows": _rows(call), "x": call["input"].detach(), "conv": call["dims"] > 0, "grad": None}
             self.calls[self.inside[-1]].append(record)
-            output.register_hook(lambda grad, r=record: r.__setitem__("grad", grad.detach().double()))
+            return _GradientTap.apply(output, record)
         return output
 
     def condition(self, name: str, lam: float) -> float:
