@@ -58,18 +58,22 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    """1x1 reduce, 3x3 (carrying the stride), 1x1 expand to ``4 * planes``, added to the shortcut, then ReLU."""
+    """1x1 reduce to ``width`` (default ``planes``), 3x3 (carrying the stride), 1x1 expand to ``4 * planes``,
+    added to the shortcut, then ReLU; ``groups`` groups the reduction and the 3x3 (ResNeXt)."""
 
     expansion = 4
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+    def __init__(
+        self, in_planes: int, planes: int, stride: int = 1, *, width: int | None = None, groups: int = 1
+    ) -> None:
         super().__init__()
+        width = width or planes
         out_planes = planes * self.expansion
-        self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, out_planes, 1, bias=False)
+        self.conv1 = nn.Conv2d(in_planes, width, 1, groups=groups, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, groups=groups, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, out_planes, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out_planes)
         self.act = nn.ReLU(inplace=True)
         self.downsample = projection(in_planes, out_planes, stride)

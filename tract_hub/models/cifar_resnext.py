@@ -17,40 +17,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-from torch import nn
 
 from ._cifar import cifar_cfg
-from .cifar_resnet import CifarResNet, projection
+from .cifar_resnet import Bottleneck, CifarResNet
 
 CARDINALITY = 32
 GROUP_WIDTH = 4  # channels per group at 64 planes; scales with the planes of the stage
 
 
-class ResNeXtBottleneck(nn.Module):
+class ResNeXtBottleneck(Bottleneck):
     """Grouped 1x1 reduce, grouped 3x3 (stride), 1x1 expand to ``4 * planes``, + shortcut, ReLU."""
 
-    expansion = 4
-
     def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
-        super().__init__()
         width = CARDINALITY * (GROUP_WIDTH * planes // 64)
-        out_planes = planes * self.expansion
-        self.conv1 = nn.Conv2d(in_planes, width, 1, groups=CARDINALITY, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, groups=CARDINALITY, bias=False)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.conv3 = nn.Conv2d(width, out_planes, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(out_planes)
-        self.act = nn.ReLU(inplace=True)
-        self.downsample = projection(in_planes, out_planes, stride)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.act(self.bn1(self.conv1(x)))
-        out = self.act(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.act(out + self.downsample(x))
+        super().__init__(in_planes, planes, stride, width=width, groups=CARDINALITY)
 
 
 default_cfgs = generate_default_cfgs(
