@@ -11,9 +11,10 @@ layer up by its integer handle; on the meta device too, where they prove themsel
 They are tagged ``cudagraph_unsafe``: CUDA graphs would replay their kernels without their bookkeeping, so
 Inductor keeps them out of captured graphs.
 
-Example:
+Example (torch.fx traces through timm's StdConv2d, which is not a torch.nn leaf module, and records the operator):
     >>> import torch, tract_hub
-    >>> model = tract_hub.patch(torch.nn.Sequential(torch.nn.Linear(4, 2)), target="0")
+    >>> from timm.layers import StdConv2d
+    >>> model = tract_hub.patch(torch.nn.Sequential(StdConv2d(3, 4, 3)), target="0")
     >>> graph = torch.fx.symbolic_trace(model)
     >>> "tract_hub.route_weight" in graph.code
     True

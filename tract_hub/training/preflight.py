@@ -11,7 +11,7 @@ Example:
     >>> try:
     ...     preflight(load_recipe("recipes/demo_digits.yaml", ["target=no_such_layer"]))
     ... except RecipeError as error:
-    ...     print(str(error)[:58])
+    ...     print(str(error)[:60])
     target='no_such_layer' does not fit timm:tract_resnet8_cifar
 """
 
