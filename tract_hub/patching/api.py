@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,10 +16,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import _torch_internals as internals
 from ..core.layer_ops import SUPPORTED_LAYER_TYPES, LayerCall, LayerOpMode
 from ..errors import InvalidArgumentError, TargetNotFoundError, TrActStateError, UnsupportedLayerError
 from .distributed import accumulated_gradient
+from .gradient import GradientState
 from .layer import RefuseScripting, ScriptPlainModel, TrActForward, probe_input
+from .row_masks import RowMaskSource
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +30,9 @@ logger = logging.getLogger(__name__)
 #: constant inputs: a float32-summed covariance cannot resolve it, and float64 only barely.
 SMALL_LAM = 1e-6
 _warned_small_lam = False
+
+#: The accumulation of a layer that was unpatched, kept so that patching it again continues it exactly.
+_UNPATCHED_STATES: weakref.WeakKeyDictionary[nn.Module, GradientState] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -156,13 +163,16 @@ def patch_layers(
     found_by: Mapping[str, str] | None = None,
     unfreeze: bool = True,
     process_group: Any = None,
+    row_masks: Mapping[str, tuple[str, str]] | None = None,
 ) -> list[PatchedLayer]:
     """Install TrAct in place on the named layers of ``model``; returns what was patched.
 
     All layers are checked before any is patched. A layer already patched gets the new settings (TrAct is never
     applied twice; a new ``lam`` applies to everything its ``.grad`` has accumulated). A frozen weight is made
     trainable when ``unfreeze`` (and ``unpatch`` freezes it again). ``found_by`` maps a name to the rule that
-    located it (default ``"target"``).
+    located it (default ``"target"``). ``row_masks`` maps a layer name to ``(module, argument)``: the forward
+    argument of that module (a name in ``model``) that marks the layer's padding input rows
+    (:mod:`~tract_hub.patching.row_masks`).
     """
     check_model(model)
     found_by = found_by or {}
@@ -171,7 +181,10 @@ def patch_layers(
         raise InvalidArgumentError(
             f"exact={exact!r} must be True (the default) or False (the paper's per-backward mode)"
         )
+    if exact:
+        internals.require_exact_mode()
     targets = resolve_targets(model, names)
+    owners = {name: resolve_targets(model, owner)[0][1] for name, (owner, _) in (row_masks or {}).items()}
     for name, module in targets:
         check_layer(name, module)
         if exact:
@@ -187,6 +200,7 @@ def patch_layers(
                 exact=exact,
                 found_by=found_by.get(name, "target"),
                 previous_forward=module.__dict__.get("forward"),
+                state=_UNPATCHED_STATES.pop(module, None) or GradientState(),
             )
             module.forward = installed  # instance attributes: class, parameters and state_dict are untouched
             module.__prepare_scriptable__ = RefuseScripting(module)
@@ -203,6 +217,8 @@ def patch_layers(
                 installed.reset()
             installed.lam, installed.exact = lam, exact
         installed.process_group = process_group
+        if name in owners:
+            _install_row_mask(installed, owners[name], row_masks[name][1])
         if unfreeze and not module.weight.requires_grad:
             module.weight.requires_grad_(True)
             installed.unfrozen = True
@@ -218,6 +234,15 @@ def patch_layers(
     ):
         model.__dict__["__prepare_scriptable__"] = ScriptPlainModel(model)
     return report
+
+
+def _install_row_mask(installed: TrActForward, owner: nn.Module, argument: str) -> None:
+    current = installed.row_masks
+    if current is not None and current.owner is owner and current.argument == argument:
+        return
+    if current is not None:
+        current.remove()
+    installed.row_masks = RowMaskSource(owner, argument)
 
 
 def check_model(model: object) -> None:
@@ -284,6 +309,8 @@ def unpatch(model: nn.Module) -> nn.Module:
 
     The layers behave exactly as before patching (a weight the patch unfroze is frozen again). A ``.grad``
     accumulated under TrAct keeps its value (it already is TrAct's gradient); later backwards add plain gradients.
+    Patching the same layers again continues the accumulation exactly, as long as ``.grad`` still holds what the
+    last TrAct backward left there.
 
     Example:
         >>> import torch, tract_hub
@@ -297,7 +324,10 @@ def unpatch(model: nn.Module) -> nn.Module:
         module = installed.module
         del module.__dict__["forward"]
         module.__dict__.pop("__prepare_scriptable__", None)
-        installed.reset()
+        if installed.row_masks is not None:
+            installed.row_masks.remove()
+        if installed.exact:
+            _UNPATCHED_STATES[module] = installed.state
         if installed.previous_forward is not None:
             module.forward = installed.previous_forward
         if installed.unfrozen:
