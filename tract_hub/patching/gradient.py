@@ -160,17 +160,18 @@ class GradientState:
         self._begin_backward(layer, grad, geometry)
         acc = self.accumulation
         with full_precision(x.device):
+            # everything that may fail (out of memory) before the sums change: a failed call leaves them as they were
+            local = None if code else call_covariance(x, geometry, row_mask)
             acc.add_gradient(grad)
             again = self.forwards.count(forward_id, acc.generation)
-            if code:
+            if local is not None:
+                acc.add_local(*local, again)
+            else:
                 own, pending = reduced.chunk(2)
                 acc.note_precision(_REDUCED_DTYPES[code])
                 acc.add_reduced(own, again)
                 if again is None and self.pass_cleared is not True:
                     acc.add_reduced(pending, None if self.pass_cleared is False else ~self.pass_cleared)
-            else:
-                cov, rows = call_covariance(x, geometry, row_mask)
-                acc.add_local(cov, rows, again)
             delta, self.factor = acc.increment(layer.lam)
         delta = delta.to(grad.dtype)
         self.pass_total = delta.clone() if self.pass_total is None else self.pass_total + delta
