@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -82,6 +83,9 @@ class _CaptureMask:
     def __call__(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         bound = inspect.signature(module.forward).bind_partial(*args, **kwargs).arguments
         value = bound.get(self.source.argument)
+        if value is None:  # also accepted inside a dict input ({"patches": ..., "patch_valid": ...})
+            packed = (v.get(self.source.argument) for v in bound.values() if isinstance(v, Mapping))
+            value = next((v for v in packed if v is not None), None)
         self.source.current = value if isinstance(value, torch.Tensor) else None
 
 
