@@ -70,10 +70,11 @@ def patch(
     else:
         names = target
         rules, row_masks = None, None
-        _warn_if_not_first_layers(model, target)
     report = patching.patch_layers(
         model, names, lam, exact=exact, found_by=rules, process_group=process_group, row_masks=row_masks
     )
+    if target is not None:
+        _warn_if_not_first_layers(model, [layer.name for layer in report])
     if optimizer is not None:
         _add_unfrozen_to_optimizer(model, report, optimizer)
     if not exact:
@@ -87,16 +88,15 @@ def patch(
     return model
 
 
-def _warn_if_not_first_layers(model: nn.Module, target: str | Sequence[str]) -> None:
-    """TrAct is meant for the layers that consume the model's input: say so when ``target`` names another one."""
-    from .errors import FirstLayerNotFoundError
-    from .registry import locate
+def _warn_if_not_first_layers(model: nn.Module, named: list[str]) -> None:
+    """TrAct is meant for the layers that consume the model's input: say so when a target names another one that
+    a rule or timm's ``first_conv`` contradicts (no trace: naming the layer is how a user avoids one)."""
+    from .registry.locate import known_first_layers
 
-    try:
-        first = set(locate(model).names)
-    except FirstLayerNotFoundError:
+    known = known_first_layers(model)
+    if known is None:
         return
-    named = [target] if isinstance(target, str) else list(target)
+    first = set(known)
     other = [name for name in named if name not in first]
     if other:
         logger.warning(

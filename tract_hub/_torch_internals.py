@@ -194,6 +194,16 @@ def _is_sharded(module: torch.nn.Module) -> bool:
 
 
 # -- transforms ---------------------------------------------------------------------------------------------------
+def exporting() -> bool:
+    """Whether ``torch.export`` is tracing (and not ``torch.compile``).
+
+    Stands in for ``torch.compiler.is_exporting()``, which the compiler of torch < 2.10 folds to ``True`` while
+    ``torch.compile`` traces too; the flag behind it is read directly where it exists.
+    """
+    flag = getattr(torch.compiler, "_is_exporting_flag", None)
+    return bool(flag) if flag is not None else torch.compiler.is_exporting()
+
+
 def under_functorch(*tensors: torch.Tensor) -> bool:
     """Whether ``torch.func`` (``grad``, ``vmap``, ``jacrev``, ...) is transforming a call on these tensors (never
     while ``torch.compile`` traces: the compiler handles its own transforms)."""

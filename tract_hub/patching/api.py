@@ -5,6 +5,7 @@ These functions take explicit layer names; :func:`tract_hub.patch` adds the regi
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import numbers
@@ -114,7 +115,7 @@ def _probe(name: str, module: nn.Module) -> None:
         seen.append(call)
         return call.run()
 
-    forward = module.__dict__.get("forward") or type(module).forward.__get__(module)
+    forward = module.__dict__.get("forward") or functools.partial(type(module).forward, module)
     if isinstance(forward, TrActForward):
         forward = forward.layer_forward()
     try:

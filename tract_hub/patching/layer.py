@@ -16,6 +16,7 @@ Under ``torch.func`` transforms the call goes through :mod:`~tract_hub.patching.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,7 +81,7 @@ class TrActForward:
         forward = self.layer_forward()
         if not torch.is_grad_enabled():
             return forward(*args, **kwargs)
-        if torch.compiler.is_exporting():
+        if internals.exporting():
             _warn_plain_export(self.module)
             return forward(*args, **kwargs)
         mode = LayerOpMode(self._route)
@@ -97,7 +98,7 @@ class TrActForward:
     def layer_forward(self) -> Any:
         if self.previous_forward is not None:
             return self.previous_forward
-        return type(self.module).forward.__get__(self.module)
+        return functools.partial(type(self.module).forward, self.module)
 
     def _route(self, call: LayerCall) -> Any:
         # the registered parameter itself: real shapes also while torch.fx traces (it proxies module attributes)

@@ -263,6 +263,22 @@ def locate(
     return located
 
 
+def known_first_layers(model: nn.Module) -> list[str] | None:
+    """The first layers a rule or timm's ``first_conv`` names, without tracing (``None`` when neither does).
+
+    Example:
+        >>> import torchvision
+        >>> known_first_layers(torchvision.models.resnet18())
+        ['conv1']
+    """
+    root, prefix = _unwrap(model)
+    matching = [rule for rule in list_rules() if rule.matches(root)]
+    answer, _ = _from_rules(root, matching, [])
+    if answer is None:
+        answer, _ = _from_first_conv(root, [])
+    return None if answer is None else [prefix + name for name in answer]
+
+
 def _from_rules(model: nn.Module, matching: list[Rule], tried: list[str]) -> tuple[list[str] | None, str]:
     if not matching:
         tried.append(f"rules: none matches {type(model).__qualname__}")
