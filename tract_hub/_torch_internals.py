@@ -50,9 +50,7 @@ _REQUIRED_FOR_EXACT = {
 }
 
 #: Operator tags that keep a custom operator out of captured CUDA graphs (``cudagraph_unsafe``, PyTorch >= 2.6).
-CUDAGRAPH_UNSAFE_TAGS: tuple[Any, ...] = (
-    (torch.Tag.cudagraph_unsafe,) if hasattr(torch.Tag, "cudagraph_unsafe") else ()
-)
+CUDAGRAPH_UNSAFE_TAGS: tuple[Any, ...] = (torch.Tag.cudagraph_unsafe,) if hasattr(torch.Tag, "cudagraph_unsafe") else ()
 
 
 def missing_for_exact_mode() -> list[str]:
@@ -104,13 +102,14 @@ def gradient_accumulator(leaf: torch.Tensor) -> Any:
         return leaf.view_as(leaf).grad_fn.next_functions[0][0]
 
 
-def will_accumulate_into_grad(leaf: torch.Tensor) -> bool:
+def will_accumulate_into_grad(leaf: torch.Tensor, accumulator: Any = None) -> bool:
     """Whether the running backward will add into ``leaf.grad``: ``True`` for ``loss.backward()``, ``False`` for
-    ``torch.autograd.grad`` (which returns gradients instead) and for a leaf that needs no gradient."""
+    ``torch.autograd.grad`` (which returns gradients instead) and for a leaf that needs no gradient.
+    ``accumulator``: the leaf's :func:`gradient_accumulator`, when the caller kept it."""
     if not leaf.requires_grad or _will_execute is None:
         return False
     try:
-        return bool(_will_execute(gradient_accumulator(leaf)))
+        return bool(_will_execute(accumulator or gradient_accumulator(leaf)))
     except RuntimeError:  # PyTorch refuses the question for a leaf during autograd.grad(): no accumulation
         return False
 

@@ -41,7 +41,9 @@ def unfolded_rows(x: torch.Tensor, geometry: LayerGeometry) -> torch.Tensor:
     batch, channels = x.shape[:2]
     out = x.shape[2 : 2 + dims]
     x = x.movedim(1, 1 + dims)  # (B, *out, C, *kernel)
-    return x.reshape(batch * math.prod(out), geometry.groups, (channels // geometry.groups) * math.prod(x.shape[-dims:]))
+    return x.reshape(
+        batch * math.prod(out), geometry.groups, (channels // geometry.groups) * math.prod(x.shape[-dims:])
+    )
 
 
 def per_call_gradient(

@@ -96,6 +96,7 @@ class GradientState:
         self.warned_edit = False
         self.warned_unreduced = False
         self.factor: torch.Tensor | None = None  # the last call's Cholesky factor (for create_graph)
+        self._accumulator: tuple[weakref.ref[torch.Tensor], Any] | None = None  # the weight's AccumulateGrad node
 
     def __getstate__(self) -> dict[str, Any]:
         return {"accumulation": self.accumulation, "left": self.left}
@@ -154,7 +155,7 @@ class GradientState:
         geometry: LayerGeometry,
     ) -> torch.Tensor:
         """The gradient to hand to autograd for the weight the layer's call used, given the ordinary one."""
-        if not layer.exact or not internals.will_accumulate_into_grad(layer.module.weight):
+        if not layer.exact or not self._accumulates(layer.module.weight):
             return self._per_call(layer, grad, x, row_mask, geometry)
         forward_id, code = token.tolist()
         self._begin_backward(layer, grad, geometry)
@@ -176,6 +177,15 @@ class GradientState:
         delta = delta.to(grad.dtype)
         self.pass_total = delta.clone() if self.pass_total is None else self.pass_total + delta
         return delta
+
+    def _accumulates(self, weight: torch.Tensor) -> bool:
+        """Whether this backward adds into ``weight.grad`` (its accumulator node is kept between backwards)."""
+        if not weight.requires_grad:
+            return False
+        kept = self._accumulator
+        if kept is None or kept[0]() is not weight:
+            kept = self._accumulator = (weakref.ref(weight), internals.gradient_accumulator(weight))
+        return internals.will_accumulate_into_grad(weight, kept[1])
 
     def _per_call(
         self,
@@ -211,12 +221,15 @@ class GradientState:
             self.pass_cleared = True
         else:
             same = ((current == left) | (current.isnan() & left.isnan())).all()
-            zero = (current == 0).all()
-            self.pass_cleared = ~same & zero
-            self.accumulation.clear_where(self.pass_cleared)
-            if layer.process_group is None:  # with process_group=, the loop averages .grad itself
-                self.edits.post(~same & ~zero)
-                self._warn_edited(layer)
+            if current.device.type == "cpu" and bool(same):  # on the CPU a host read is free: the common case
+                self.pass_cleared = False
+            else:
+                zero = (current == 0).all()
+                self.pass_cleared = ~same & zero
+                self.accumulation.clear_where(self.pass_cleared)
+                if layer.process_group is None:  # with process_group=, the loop averages .grad itself
+                    self.edits.post(~same & ~zero)
+                    self._warn_edited(layer)
         self.left = None if current is None else current.detach().clone()
 
     def end_backward(self, layer: TrActForward) -> None:

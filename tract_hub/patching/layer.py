@@ -62,6 +62,7 @@ class TrActForward:
     process_group: Any = field(default=None, repr=False)
     row_masks: RowMaskSource | None = field(default=None, repr=False)
     handle: int = field(default=0, repr=False, compare=False)
+    warned_export: bool = field(default=False, repr=False, compare=False)
     state: GradientState = field(default_factory=GradientState, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -82,7 +83,7 @@ class TrActForward:
         if not torch.is_grad_enabled():
             return forward(*args, **kwargs)
         if internals.exporting():
-            _warn_plain_export(self.module)
+            self._warn_plain_export()
             return forward(*args, **kwargs)
         mode = LayerOpMode(self._route)
         with mode:
@@ -109,27 +110,21 @@ class TrActForward:
             return call.run(weight=functional_route(call.weight, call.input, row_mask, geometry, self.lam))
         if isinstance(call.weight, torch.Tensor) and not call.weight.requires_grad:
             return call.run()  # e.g. a frozen model's input gradients: nothing for TrAct to change
-        routed, _, _ = ops.route_weight(call.weight, call.input.detach(), row_mask, self.handle, geometry.as_ints())
-        return call.run(weight=routed)
+        return call.run(weight=ops.route(call.weight, call.input.detach(), row_mask, self.handle, geometry))
 
     def reset(self) -> None:
         """Forget what was accumulated (a switch between exact and per-backward mode)."""
         self.state = GradientState()
 
-
-_warned_export: set[str] = set()
-
-
-def _warn_plain_export(module: nn.Module) -> None:
-    name = type(module).__name__
-    if name in _warned_export:
-        return
-    _warned_export.add(name)
-    logger.warning(
-        "torch.export: the TrAct-patched %s is exported as the plain layer (TrAct only changes training "
-        "gradients; the exported program computes the same outputs). Train the patched model itself.",
-        name,
-    )
+    def _warn_plain_export(self) -> None:
+        if self.warned_export:
+            return
+        self.warned_export = True
+        logger.warning(
+            "torch.export: the TrAct-patched %s is exported as the plain layer (TrAct only changes training "
+            "gradients; the exported program computes the same outputs). Train the patched model itself.",
+            type(self.module).__name__,
+        )
 
 
 class ScriptPlainModel:

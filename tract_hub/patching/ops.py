@@ -1,5 +1,6 @@
-"""TrAct as two PyTorch custom operators, so that ``torch.compile`` (also with ``fullgraph=True``), ``torch.fx``
-and eager mode all run the same code.
+"""How TrAct rides on autograd: two PyTorch custom operators for ``torch.compile`` (also with ``fullgraph=True``)
+and ``torch.fx``, and their eager twin, an ``autograd.Function`` that runs the same code without the operators'
+dispatch cost (:func:`route` picks one).
 
 * ``tract_hub::route_weight(weight, x, row_mask, layer, geometry)`` passes the weight a layer's Linear/convolution
   call uses (a copy: operators may not return their input) and returns two more tensors for the backward: the
@@ -27,6 +28,7 @@ Example (torch.fx traces through timm's StdConv2d, which is not a torch.nn leaf 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import torch
@@ -124,16 +126,54 @@ def _setup_context(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def]
     ctx.mark_non_differentiable(token, reduced)
 
 
+def _differentiable(value: torch.Tensor, grad: torch.Tensor, layer: int) -> torch.Tensor:
+    """With ``create_graph=True``: ``value``, plus the linear map of ``G`` it came from, to differentiate."""
+    if not torch.is_grad_enabled():
+        return value
+    linear = solve_with_factor(grad, LAYERS.get(layer).state.factor)
+    return value.detach() + (linear - linear.detach())
+
+
 def _backward(ctx, grad, _token_grad, _reduced_grad):  # type: ignore[no-untyped-def]
     if not ctx.needs_input_grad[0]:
         return None, None, None, None, None
     x, row_mask, token, reduced = ctx.saved_tensors
-    if not torch.is_grad_enabled():
-        return weight_gradient(grad, x, row_mask, token, reduced, ctx.layer, ctx.geometry), None, None, None, None
-    with torch.no_grad():  # create_graph=True: the value as always, plus the linear map of G to differentiate
+    with torch.no_grad():
         value = weight_gradient(grad, x, row_mask, token, reduced, ctx.layer, ctx.geometry)
-    linear = solve_with_factor(grad, LAYERS.get(ctx.layer).state.factor)
-    return value + (linear - linear.detach()), None, None, None, None
+    return _differentiable(value, grad, ctx.layer), None, None, None, None
+
+
+class EagerRoute(torch.autograd.Function):
+    """The eager twin of ``route_weight`` and its backward: the same state methods, called directly."""
+
+    @staticmethod
+    def forward(ctx, weight, x, row_mask, layer, geometry):  # type: ignore[no-untyped-def]
+        installed = LAYERS.get(layer)
+        routed, token, reduced = installed.state.forward(installed, weight, x, row_mask, geometry)
+        ctx.save_for_backward(x, row_mask)
+        ctx.token, ctx.reduced, ctx.layer, ctx.geometry = token, reduced, layer, geometry
+        return routed
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[no-untyped-def]
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None, None
+        x, row_mask = ctx.saved_tensors
+        installed = LAYERS.get(ctx.layer)
+        with torch.no_grad():
+            value = installed.state.weight_gradient(installed, grad, x, row_mask, ctx.token, ctx.reduced, ctx.geometry)
+        return _differentiable(value, grad, ctx.layer), None, None, None, None
+
+
+def route(
+    weight: torch.Tensor, x: torch.Tensor, row_mask: torch.Tensor | None, layer: int, geometry: LayerGeometry
+) -> torch.Tensor:
+    """The weight a patched layer's call uses, carrying TrAct into autograd: the custom operator while
+    ``torch.compile`` or ``torch.fx`` traces, its eager twin otherwise."""
+    if torch.compiler.is_compiling() or not isinstance(weight, torch.Tensor):
+        routed, _, _ = route_weight(weight, x, row_mask, layer, geometry.as_ints())
+        return routed
+    return EagerRoute.apply(weight, x, row_mask, layer, geometry)
 
 
 route_weight.register_autograd(_backward, setup_context=_setup_context)
@@ -141,7 +181,5 @@ route_weight.register_autograd(_backward, setup_context=_setup_context)
 # on the meta device any attempt raises, which is how the tests prove the backward free of host-device syncs.
 # Releases before 2.10 refuse a meta kernel beside a fake one; there the fake implementation runs the real code.
 for _op, _real in ((route_weight, _route_weight), (weight_gradient, _weight_gradient)):
-    try:
+    with contextlib.suppress(RuntimeError):
         _op.register_kernel("meta")(_real)
-    except RuntimeError:
-        pass

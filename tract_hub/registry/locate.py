@@ -249,9 +249,7 @@ def locate(
             + f". Name it by hand: tract_hub.patch(model, target='<name>') ({_layer_modules(root)})."
         )
     modules = dict(root.named_modules())
-    located = LocatedLayers(
-        [FirstLayer(prefix + name, modules[name], found_by, row_mask) for name in answer], tried
-    )
+    located = LocatedLayers([FirstLayer(prefix + name, modules[name], found_by, row_mask) for name in answer], tried)
     if result is not None:
         located.trace = result
         located.traced = [prefix + name for name in result.modules]

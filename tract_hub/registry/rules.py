@@ -81,11 +81,7 @@ def _class_names(value: Any, rule: str) -> tuple[str, ...]:
 def _row_mask(value: Any, rule: str) -> tuple[str, str] | None:
     if value is None:
         return None
-    if (
-        not isinstance(value, (tuple, list))
-        or len(value) != 2
-        or not all(isinstance(v, str) and v for v in value)
-    ):
+    if not isinstance(value, (tuple, list)) or len(value) != 2 or not all(isinstance(v, str) and v for v in value):
         raise RuleError(
             f"rule {rule!r}: row_mask={value!r} must be (module name, forward argument), e.g. ('embeds', 'patch_valid')"
         )
