@@ -46,7 +46,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..artifacts.curves import Curve, plot_curves
-from ..artifacts.run_dir import ModelRecord, RunDirectory, RunSummary
+from ..artifacts.run_dir import BEST, LAST, ModelRecord, RunDirectory, RunSummary
 from ..errors import DataError, InvalidArgumentError, RecipeError
 from . import checkpoint
 from .data import DataSplits, build_datasets
@@ -407,7 +407,7 @@ class Trainer:
         Returns the epochs already trained."""
         run_dir = self.run_dir
         self.resume_changes = check_run_directory(run_dir, self.recipe, resume=resume)
-        found = checkpoint.checkpoint_directory(run_dir.checkpoint("last")) if resume else None
+        found = checkpoint.checkpoint_directory(run_dir.checkpoint(LAST)) if resume else None
         barrier(self.context)  # every rank has looked at the directory before rank 0 writes into it
         start = 0
         if found is not None:
@@ -556,8 +556,8 @@ class Trainer:
         state = training_state(point, self.optimizers, self.schedulers, self.scaler)
         ema_state = self.ema.state_dict() if self.ema is not None else None
         if improved:
-            checkpoint.save_checkpoint(self.run_dir.checkpoint("best"), self.model.state_dict(), state, ema_state)
-        checkpoint.save_checkpoint(self.run_dir.checkpoint("last"), self.model.state_dict(), state, ema_state)
+            checkpoint.save_checkpoint(self.run_dir.checkpoint(BEST), self.model.state_dict(), state, ema_state)
+        checkpoint.save_checkpoint(self.run_dir.checkpoint(LAST), self.model.state_dict(), state, ema_state)
         self.run_dir.write_summary(self.summary(epoch, self.run_dir.read_metrics()))
 
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from .._api import patch
 from ..artifacts.checkpoint_files import CONFIG_NAME, read_config
-from ..artifacts.run_dir import RunDirectory
+from ..artifacts.run_dir import BEST, RunDirectory
 from ..artifacts.weights import load_strict, read_weights
 from ..errors import HubError, RecipeError, TrActError
 from ..models import create_model, resolve_architecture
@@ -77,7 +77,7 @@ def _from_run_directory(path: Path, num_classes: int, overrides: dict[str, Any])
     saved_kwargs = dict(record.kwargs)
     kwargs = {**saved_kwargs, **{k: v for k, v in overrides.items() if k != "num_classes"}}
     model = create_model(architecture, **kwargs)
-    weights = run.weights("best")  # a regular file inside the run directory
+    weights = run.weights(BEST)  # a regular file inside the run directory
     state = read_weights(weights)
     if kwargs != saved_kwargs:
         state = _adapt_state_dict(model, state)
