@@ -4,8 +4,8 @@ Read from the source with ``ast`` (no import is executed), counting every ``impo
 functions: a deferred import is still a dependency. The floors, lowest first; a module may import its own
 package and the packages of lower floors only (so two packages of one floor never import each other)::
 
-    errors, _version < engine, artifacts, _torch_internals < core < patching < registry < models < _api, _timm_registration
-    < pretrained < training, hub < demo < cli, __init__ < __main__
+    errors, _version < engine, artifacts, _torch_internals < core < patching < registry < models
+    < _api, _timm_registration < pretrained < training, hub < demo < cli, __init__ < __main__
 
 ``artifacts`` (the file formats) and ``_torch_internals`` (every private PyTorch interface, resolved at import)
 share the ground floor with ``engine`` (the math): each needs only the exceptions, and the formats import no model
