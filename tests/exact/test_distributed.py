@@ -33,6 +33,8 @@ SCENARIOS = {
         Scenario(wrapper="fsdp2", optimizer="adam", dtype="float32"),
         Scenario(wrapper="fsdp2", micro_batches=2),
         Scenario(dtype="float32", pixel_scale=255.0),
+        Scenario(wrapper="ddp-compiled", micro_batches=2),
+        Scenario(wrapper="ddp-compiled", micro_batches=2, no_sync=False),
     ],
     4: [
         Scenario(optimizer="sgd"),

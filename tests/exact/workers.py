@@ -21,6 +21,8 @@ def wrap(model: torch.nn.Module, scenario: Scenario, world: int) -> torch.nn.Mod
         mesh = init_device_mesh("cpu", (world,))
         fully_shard(model[0], mesh=mesh)
         return fully_shard(model, mesh=mesh)
+    if scenario.wrapper == "ddp-compiled":  # DDP over the model compiled into one graph, TrAct's operators in it
+        return torch.nn.parallel.DistributedDataParallel(torch.compile(model, fullgraph=True, backend="aot_eager"))
     return torch.nn.parallel.DistributedDataParallel(model)
 
 
