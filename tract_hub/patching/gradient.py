@@ -209,7 +209,8 @@ class GradientState:
         self.graph_task = task
         internals.run_after_backward(_after_backward_of(layer))
         if self.pass_total is not None:  # the last backward raised after this layer's part: .grad holds it
-            self.left = self.pass_total if self.left is None else self.left + self.pass_total
+            left, total = self.left, self.pass_total
+            self.left = total if left is None else left + total if left.shape == total.shape else None
             self.pass_total = None
         if not self._fits(grad):
             self.accumulation = Accumulation.empty(grad, geometry.groups)
