@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import platform
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from .._version import __version__
 from ..errors import CheckpointIntegrityError, HubError, InvalidArgumentError, TrActError
 from .files import json_safe
+from .run_dir import CheckpointName
 from .schema import closest_key_hint, from_data, to_data
 
 #: Version of the ``"tract_hub"`` block; readers refuse newer versions.
@@ -61,7 +61,7 @@ class TrActMetadata:
     base_model: str | None = None  # the Hub repository it was fine-tuned from
     baseline: dict[str, Any] | None = None  # {"epochs", "final"} of the vanilla run the card compares with
     best: dict[str, Any] | None = None  # the best epoch and its metrics
-    checkpoint: Literal["best", "last"] | None = None  # which checkpoint of a run directory was exported
+    checkpoint: CheckpointName | None = None  # which checkpoint of a run directory was exported
     dataset: str | None = None
     epochs: int | None = None
     exact: bool = False  # TrAct's exact mode (one solve per optimizer step)
@@ -168,22 +168,3 @@ def read_metadata(config: dict[str, Any]) -> TrActMetadata | None:
     """The ``"tract_hub"`` block of a ``config.json`` (None for a plain timm checkpoint); refuses malformed blocks."""
     block = config.get(METADATA_KEY)
     return None if block is None else TrActMetadata.from_json(block)
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of tract_hub, python and the libraries a checkpoint depends on."""
-    import huggingface_hub
-    import safetensors
-    import timm
-    import torch
-    import torchvision
-
-    return {
-        "huggingface_hub": huggingface_hub.__version__,
-        "python": platform.python_version(),
-        "safetensors": safetensors.__version__,
-        "timm": timm.__version__,
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "tract_hub": __version__,
-    }

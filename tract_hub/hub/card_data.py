@@ -12,7 +12,7 @@
   else the recipe's data set name.
 
 Example:
-    >>> from tract_hub.artifacts.checkpoint.spec import ArchitectureSpec
+    >>> from tract_hub.pretrained.spec import ArchitectureSpec
     >>> library_name(ArchitectureSpec("torchvision", "resnet18")), hub_dataset("cifar100")
     ('tract-hub', 'uoft-cs/cifar100')
 """
@@ -24,8 +24,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
-from ..artifacts.checkpoint.spec import ArchitectureSpec
 from ..artifacts.task import Task
+from ..pretrained.spec import ArchitectureSpec
 
 #: Recipe data set -> its Hugging Face Hub data set id (checked on the Hub; digits and image folders have none).
 HUB_DATASETS = {

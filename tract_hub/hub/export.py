@@ -15,15 +15,14 @@ import logging
 import os
 from pathlib import Path
 
-from ..artifacts.checkpoint import CARD_NAME, CURVES_NAME, write_checkpoint
-from ..artifacts.checkpoint.read import build_and_load
-from ..artifacts.checkpoint.spec import ArchitectureSpec
+from ..artifacts.checkpoint_files import CARD_NAME, CURVES_NAME
 from ..artifacts.curves import Curve, plot_curves
 from ..artifacts.files import atomic_directory
 from ..artifacts.metadata import TrActMetadata
-from ..artifacts.run_dir import Run, RunDirectory
+from ..artifacts.run_dir import BEST, CheckpointName, Run, RunDirectory
 from ..errors import InvalidArgumentError
 from ..models import resolve_architecture
+from ..pretrained import ArchitectureSpec, build_and_load, write_checkpoint
 from .card import CardInfo, RunResults, base_model_from_recipe, render_card
 
 logger = logging.getLogger(__name__)
@@ -73,7 +72,7 @@ def _spec(run: Run) -> ArchitectureSpec:
     return ArchitectureSpec(source, arch, dict(model.kwargs))
 
 
-def run_metadata(run: Run, baseline: Run | None = None, *, checkpoint: str | None = None) -> TrActMetadata:
+def run_metadata(run: Run, baseline: Run | None = None, *, checkpoint: CheckpointName | None = None) -> TrActMetadata:
     """TrAct's metadata of a run (and of the vanilla ``baseline`` it is compared with)."""
     summary = run.summary
     return TrActMetadata(
@@ -145,7 +144,7 @@ def save_run(
     directory: str | os.PathLike[str],
     *,
     baseline: str | os.PathLike[str] | None = None,
-    checkpoint: str = "best",
+    checkpoint: CheckpointName = BEST,
     repo_id: str | None = None,
     overwrite: bool = False,
 ) -> Path:
