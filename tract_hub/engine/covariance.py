@@ -1,29 +1,30 @@
 """The uncentered covariance ``x^T x`` of a layer's input rows, without building all rows at once.
 
-For a convolution the rows are the unfolded patches. They are produced a bounded slice at a time (a few
-samples, or a band of output rows of one sample) as a strided view of the padded input, copied into the
-accumulation dtype, and multiplied into the running ``n x n`` sum per group. Peak extra memory is therefore
-one slice (``max_chunk_bytes``), whatever the batch and image size.
+For a convolution the rows are the unfolded patches, produced a bounded slice at a time (:mod:`.slicing`), copied
+into the summation dtype and multiplied into a running ``n x n`` sum per group; overlapping kernels share the
+products of their input rows (:func:`shares_rows`). Peak extra memory is one slice (``max_chunk_bytes``) and the
+sums. The dtype and, for float32, the shift and the length of the float32 partial sums follow
+:mod:`.precision`; the result is float64 either way.
 
 Example:
     >>> import torch
     >>> from tract_hub.engine.geometry import LayerGeometry
     >>> x = torch.randn(4, 10, 3)                      # (batch, tokens, features) for a Linear(3, m)
     >>> cov, rows = input_covariance(x, LayerGeometry.for_linear(torch.empty(5, 3)))
-    >>> cov.shape, rows
-    (torch.Size([1, 3, 3]), 40)
+    >>> cov.shape, cov.dtype, rows
+    (torch.Size([1, 3, 3]), torch.float64, 40)
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .geometry import LayerGeometry
-from .precision import covariance_dtype
+from .precision import RULE_LAM, Summation, device_summation, float32_partial_rows
+from .slicing import conv_slices, linear_slices, patch_view, prepared, row_views
 
 #: Default bound on the bytes of one slice of unfolded rows, by device type. Small slices stay in the CPU's
 #: caches (measured on a 2-core Xeon: 4 MiB is as fast as 32 MiB or faster, and keeps the peak memory of a
@@ -31,52 +32,150 @@ from .precision import covariance_dtype
 CHUNK_BYTES = {"cpu": 4 * 2**20}
 DEFAULT_CHUNK_BYTES = 64 * 2**20
 
+#: Rows per float32 partial sum on accelerators (no data-dependent choice there): long enough for full-speed
+#: products, short enough that the float64 total averages most of the float32 rounding away.
+ACCELERATOR_PARTIAL_ROWS = 4096
+
+#: From this many features on, a ``rows^T rows`` product is summed as three of its four half-size blocks and the
+#: fourth mirrored at the end (measured on a CPU at n = 768: 0.78x the time of the whole product).
+SPLIT_FEATURES = 256
+
 
 def chunk_bytes(device: torch.device) -> int:
     """The default bound on the memory of one slice of unfolded rows on ``device``."""
     return CHUNK_BYTES.get(device.type, DEFAULT_CHUNK_BYTES)
 
 
-def _channels_last(x: torch.Tensor) -> torch.Tensor:
-    """``(B, C, *S)`` as ``(B, *S, C)`` with channels contiguous, copying only when not laid out so already.
+@dataclass(frozen=True)
+class _Shift:
+    """The per-channel offset ``c`` subtracted from the rows, with what restores ``x^T x`` from the shifted sum."""
 
-    Patches gathered from this layout copy runs of ``kernel_width x C`` contiguous numbers instead of
-    ``kernel_width`` (1.5 to 2x faster gathers); inputs that are already channels_last cost no copy.
-    """
-    moved = x.movedim(1, -1)
-    return moved if moved.is_contiguous() else moved.contiguous()
+    channels: torch.Tensor  # (C,) float32: subtracted from every row's channel values
+    offset: torch.Tensor  # (groups, n) float64: ``c`` per feature, features in the weight's (channel, *kernel) order
+    row_sum: torch.Tensor  # (groups, n) float64: the sum of the unshifted rows, same order
 
-
-def _pad_channels_last(x: torch.Tensor, geometry: LayerGeometry) -> torch.Tensor:
-    pads = [0, 0]
-    for before, after in reversed(geometry.padding):
-        pads += [before, after]
-    return F.pad(x, pads) if any(pads) else x
+    def restore(self, shifted: torch.Tensor, rows: int) -> torch.Tensor:
+        """``x^T x = S + c s^T + s c^T - N c c^T`` for ``S`` the covariance of the shifted rows (float64)."""
+        cross = self.offset[:, :, None] * self.row_sum[:, None, :]
+        square = self.offset[:, :, None] * self.offset[:, None, :]
+        return shifted + cross + cross.transpose(1, 2) - rows * square
 
 
-def _prepared(x: torch.Tensor, geometry: LayerGeometry) -> torch.Tensor:
-    """A slice of the layer input, channels last and zero-padded."""
-    return _pad_channels_last(_channels_last(x), geometry)
+def _channel_sums(x: torch.Tensor, geometry: LayerGeometry) -> tuple[torch.Tensor, int]:
+    """Float64 sum of the input over everything but the channels (the last dim for Linear), and how many."""
+    if geometry.kind == "linear":
+        dims = tuple(range(x.dim() - 1))
+        return x.sum(dims, dtype=torch.float64) if dims else x.to(torch.float64), max(1, x.numel() // x.shape[-1])
+    return x.sum(0, dtype=torch.float64), x.shape[0]  # (C, *S): summed over the spatial dims by the caller
 
 
-def _patch_view(x_prepared: torch.Tensor, geometry: LayerGeometry) -> torch.Tensor:
-    """A strided view ``(batch, *out, groups, *kernel, C/groups)`` of the patches of a prepared input."""
-    batch, *spatial, channels = x_prepared.shape
-    out = tuple(
-        (size - d * (k - 1) - 1) // s + 1
-        for size, k, s, d in zip(spatial, geometry.kernel, geometry.stride, geometry.dilation, strict=True)
+def _shift_of(x: torch.Tensor, geometry: LayerGeometry) -> _Shift:
+    """The channel means as ``c`` (computed on the device) and the float64 row sums, per feature."""
+    summed, count = _channel_sums(x, geometry)
+    if geometry.kind == "linear":
+        channels = (summed / count).to(torch.float32)
+        return _Shift(channels, channels.to(torch.float64)[None], summed[None])
+    spatial = tuple(range(1, summed.dim()))
+    channels = (summed.sum(spatial) / (count * math.prod(x.shape[2:]))).to(torch.float32)
+    # row sums: the patches of the batch-summed input, summed over the output positions
+    patches = patch_view(prepared(summed[None], geometry), geometry)  # (1, *out, groups, *kernel, Cg)
+    dims = len(geometry.kernel)
+    row_sum = patches.sum(tuple(range(dims + 1)))  # (groups, *kernel, Cg)
+    row_sum = row_sum.movedim(-1, 1).reshape(geometry.groups, geometry.features)
+    volume = math.prod(geometry.kernel)
+    offset = channels.to(torch.float64).view(geometry.groups, -1, 1).expand(-1, -1, volume)
+    return _Shift(channels, offset.reshape(geometry.groups, geometry.features), row_sum)
+
+
+def _moments(x: torch.Tensor, geometry: LayerGeometry) -> tuple[float, float]:
+    """(mean square, variance) per channel, averaged over the channels; read on the host (CPU only)."""
+    dims = tuple(range(x.dim() - 1)) if geometry.kind == "linear" else (0, *range(2, x.dim()))
+    values = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    variance, mean = torch.var_mean(values, dim=dims, correction=0)
+    return float((variance + mean.square()).mean()), float(variance.mean())
+
+
+def summation_for(
+    x: torch.Tensor, geometry: LayerGeometry, *, lam: float | None = None, dtype: torch.dtype | None = None
+) -> Summation:
+    """How ``x``'s covariance is summed (:mod:`.precision`): ``dtype`` when given, else the device's choice, else
+    (CPU) float32 when the predicted error allows partial sums of enough rows at ``lam`` (default
+    :data:`~.precision.RULE_LAM`)."""
+    chosen = dtype or device_summation(x)
+    if chosen == torch.float64:
+        return Summation(torch.float64)
+    if chosen == torch.float32:
+        return Summation(torch.float32, ACCELERATOR_PARTIAL_ROWS)
+    rows = geometry.rows(x)
+    if rows == 0:
+        return Summation(torch.float64)
+    mean_square, variance = _moments(x, geometry)
+    partial = float32_partial_rows(
+        mean_square=mean_square,
+        variance=variance,
+        features=geometry.features,
+        rows=rows,
+        lam=RULE_LAM if lam is None else lam,
     )
-    strides = x_prepared.stride()
-    group_channels = channels // geometry.groups
-    shape = (batch, *out, geometry.groups, *geometry.kernel, group_channels)
-    view_strides = (
-        strides[0],
-        *(strides[1 + i] * s for i, s in enumerate(geometry.stride)),
-        strides[-1] * group_channels,
-        *(strides[1 + i] * d for i, d in enumerate(geometry.dilation)),
-        strides[-1],
-    )
-    return x_prepared.as_strided(shape, view_strides, x_prepared.storage_offset())
+    return Summation(torch.float32, partial) if partial else Summation(torch.float64)
+
+
+class _Sums:
+    """A running ``(groups, a, b)`` sum in the summation dtype whose float32 partial sums are added into a float64
+    total every ``partial_rows`` rows."""
+
+    def __init__(self, shape: tuple[int, ...], summation: Summation, device: torch.device) -> None:
+        self.partial = torch.zeros(shape, dtype=summation.dtype, device=device)
+        self.limit = summation.partial_rows if summation.dtype == torch.float32 else None
+        self.total: torch.Tensor | None = None
+        self.since = 0
+
+    def before(self, rows: int) -> None:
+        """Called before adding ``rows`` rows: flush the float32 partial sum if they would exceed its length."""
+        if self.limit is not None and self.since and self.since + rows > self.limit:
+            self._flush()
+        self.since += rows
+
+    def _flush(self) -> None:
+        if self.total is None:
+            self.total = self.partial.to(torch.float64)
+        else:
+            self.total.add_(self.partial)
+        self.partial.zero_()
+        self.since = 0
+
+    def result(self) -> torch.Tensor:
+        if self.partial.dtype == torch.float64:
+            return self.partial
+        self._flush()
+        return self.total
+
+
+def _add_gram(sums: torch.Tensor, rows: torch.Tensor) -> None:
+    """``sums[g] += rows[:, g]^T rows[:, g]``; for one group of many features only the upper half-blocks."""
+    count, groups, features = rows.shape
+    if groups > 1:
+        by_group = rows.transpose(0, 1)
+        sums.baddbmm_(by_group.transpose(1, 2), by_group)
+        return
+    a = rows[:, 0]
+    if features < SPLIT_FEATURES:
+        sums[0].addmm_(a.T, a)
+        return
+    half = features // 2
+    first, second = a[:, :half], a[:, half:]
+    sums[0, :half, :half].addmm_(first.T, first)
+    sums[0, :half, half:].addmm_(first.T, second)
+    sums[0, half:, half:].addmm_(second.T, second)
+
+
+def _mirrored(sums: torch.Tensor) -> torch.Tensor:
+    """Complete a one-group sum of the upper half-blocks (:func:`_add_gram`)."""
+    features = sums.shape[-1]
+    if sums.shape[0] == 1 and features >= SPLIT_FEATURES:
+        half = features // 2
+        sums[0, half:, :half] = sums[0, :half, half:].T
+    return sums
 
 
 def _channel_major(cov: torch.Tensor, geometry: LayerGeometry) -> torch.Tensor:
@@ -88,48 +187,54 @@ def _channel_major(cov: torch.Tensor, geometry: LayerGeometry) -> torch.Tensor:
     return shaped.permute(order).reshape(cov.shape)
 
 
-def _conv_slices(x: torch.Tensor, geometry: LayerGeometry, max_elements: int) -> Iterator[torch.Tensor]:
-    """Yield strided views ``(b, *out_slice, groups, *kernel, Cg)`` covering all patches, each at most
-    ``max_elements`` numbers (unless one output row of one sample is already larger)."""
-    out = geometry.output_size(x.shape[2:])
-    per_sample = math.prod(out) * geometry.groups * geometry.features
-    if per_sample == 0:
-        return
-    if per_sample <= max_elements:
-        step = max(1, max_elements // per_sample)
-        for start in range(0, x.shape[0], step):
-            yield _patch_view(_prepared(x[start : start + step], geometry), geometry)
-        return
-    per_band_row = per_sample // out[0]
-    band = max(1, max_elements // per_band_row)
-    for sample in range(x.shape[0]):
-        view = _patch_view(_prepared(x[sample : sample + 1], geometry), geometry)
-        for start in range(0, out[0], band):
-            yield view[:, start : start + band]
+def _linear_covariance(
+    x: torch.Tensor, features: int, summation: Summation, max_elements: int, shift: _Shift | None
+) -> torch.Tensor:
+    dtype = summation.dtype
+    max_rows = max(1, max_elements // features)
+    if summation.partial_rows:
+        max_rows = min(max_rows, summation.partial_rows)
+    sums = _Sums((1, features, features), summation, x.device)
+    buffer: torch.Tensor | None = None
+    for rows in linear_slices(x, features, max_rows):
+        sums.before(rows.shape[0])
+        if shift is None and rows.dtype == dtype:
+            block = rows
+        else:
+            if buffer is None or buffer.shape[0] < rows.shape[0]:
+                buffer = torch.empty(rows.shape, dtype=dtype, device=x.device)
+            block = buffer[: rows.shape[0]]
+            if shift is None:
+                block.copy_(rows)
+            else:
+                torch.sub(rows, shift.channels, out=block)
+        _add_gram(sums.partial, block[:, None])
+    return _mirrored(sums.result())
 
 
-def _linear_slices(x: torch.Tensor, features: int, max_elements: int, dtype: torch.dtype) -> Iterator[torch.Tensor]:
-    """Yield 2-d (rows, features) slices of a Linear input of any rank, copying only when needed."""
-    if x.dim() == 1:
-        yield x.reshape(1, features)
-        return
-    if x.is_contiguous():
-        rows = x.view(-1, features)
-        if x.dtype == dtype:
-            yield rows
-            return
-        step = max(1, max_elements // features)
-        for start in range(0, rows.shape[0], step):
-            yield rows[start : start + step]
-        return
-    while x.dim() > 2 and x.shape[0] == 1:
-        x = x[0]
-    per_leading = x[0].numel() if x.shape[0] else 0
-    if per_leading == 0:
-        return
-    step = max(1, max_elements // per_leading)
-    for start in range(0, x.shape[0], step):
-        yield x[start : start + step].reshape(-1, features)
+def _patch_covariance(
+    x: torch.Tensor, geometry: LayerGeometry, summation: Summation, max_elements: int, shift: _Shift | None
+) -> torch.Tensor:
+    groups, features = geometry.groups, geometry.features
+    if summation.partial_rows:
+        max_elements = min(max_elements, summation.partial_rows * groups * features)
+    sums = _Sums((groups, features, features), summation, x.device)
+    channels = None
+    if shift is not None:
+        channels = shift.channels.view(groups, *(1,) * len(geometry.kernel), -1)
+    buffer: torch.Tensor | None = None
+    for view in conv_slices(x, geometry, max_elements):
+        count = view.numel() // (groups * features)
+        sums.before(count)
+        if buffer is None or buffer.shape[0] < count:
+            buffer = torch.empty((count, groups, features), dtype=summation.dtype, device=x.device)
+        rows = buffer[:count]
+        if channels is None:
+            rows.view(view.shape).copy_(view)
+        else:
+            torch.sub(view, channels, out=rows.view(view.shape))
+        _add_gram(sums.partial, rows)
+    return _channel_major(_mirrored(sums.result()), geometry)
 
 
 def shares_rows(geometry: LayerGeometry) -> bool:
@@ -143,47 +248,8 @@ def shares_rows(geometry: LayerGeometry) -> bool:
     )
 
 
-def _row_views(x: torch.Tensor, geometry: LayerGeometry, max_positions: int) -> Iterator[torch.Tensor]:
-    """Strided views ``(b, *out_rest, rows_in, *kernel_rest, C)`` of the prepared input: for each position along
-    the spatial dimensions after the first, every input row unfolded along those dimensions. Slices over the
-    batch (or, for a large sample, over the second spatial dimension) hold at most ``max_positions`` positions."""
-    kernel, stride, dilation = geometry.kernel[1:], geometry.stride[1:], geometry.dilation[1:]
-
-    def view_of(x_slice: torch.Tensor) -> torch.Tensor:
-        prepared = _prepared(x_slice, geometry)
-        batch, rows_in, *rest_in, channels = prepared.shape
-        rest_out = [
-            (n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(rest_in, kernel, stride, dilation, strict=True)
-        ]
-        strides = prepared.stride()
-        shape = (batch, *rest_out, rows_in, *kernel, channels)
-        view_strides = (
-            strides[0],
-            *(strides[2 + i] * s for i, s in enumerate(stride)),
-            strides[1],
-            *(strides[2 + i] * d for i, d in enumerate(dilation)),
-            strides[-1],
-        )
-        return prepared.as_strided(shape, view_strides, prepared.storage_offset())
-
-    rest_out = geometry.output_size(x.shape[2:])[1:]
-    per_sample = math.prod(rest_out)
-    if per_sample == 0:
-        return
-    if per_sample <= max_positions or not rest_out:
-        step = max(1, max_positions // per_sample)
-        for start in range(0, x.shape[0], step):
-            yield view_of(x[start : start + step])
-        return
-    band = max(1, max_positions // (per_sample // rest_out[0]))
-    for sample in range(x.shape[0]):
-        view = view_of(x[sample : sample + 1])
-        for start in range(0, rest_out[0], band):
-            yield view[:, start : start + band]
-
-
 def _row_window_covariance(
-    x: torch.Tensor, geometry: LayerGeometry, dtype: torch.dtype, max_elements: int
+    x: torch.Tensor, geometry: LayerGeometry, summation: Summation, max_elements: int, shift: _Shift | None
 ) -> torch.Tensor:
     """Covariance of overlapping patches from products of input rows, each product computed once.
 
@@ -193,7 +259,9 @@ def _row_window_covariance(
     ``sum_p U[p*s + i]^T U[p*s + i + d]``, so each product ``U[q]^T U[q + d]`` is shared by every block with the
     same ``d``. They are computed once per input row, for all ``d`` at once, by one batched matrix product over
     strided views of ``U`` (no copy): about ``input rows / (output rows x k)`` of the work of multiplying whole
-    patches (0.29 for a 7x7 stride-2 ImageNet stem, 0.35 for a 3x3 stride-1 CIFAR stem).
+    patches (0.29 for a 7x7 stride-2 ImageNet stem, 0.35 for a 3x3 stride-1 CIFAR stem). The products are summed
+    over the positions (float32 partial sums of at most ``partial_rows`` positions), the blocks over the output rows
+    in float64.
     """
     k, s = geometry.kernel[0], geometry.stride[0]
     (before, after) = geometry.padding[0]
@@ -202,18 +270,29 @@ def _row_window_covariance(
     channels, rest_kernel = x.shape[1], math.prod(geometry.kernel[1:])
     width = channels * rest_kernel
     padded_rows = rows_in + k - 1  # zero rows after the last keep every window of k rows in bounds
-    products = torch.zeros(rows_in, width, k * width, dtype=dtype, device=x.device)
-    for view in _row_views(x, geometry, max(1, max_elements // (padded_rows * width))):
+    max_positions = max(1, max_elements // (padded_rows * width))
+    if summation.partial_rows:
+        max_positions = min(max_positions, summation.partial_rows)
+    sums = _Sums((rows_in, width, k * width), summation, x.device)
+    row_stride = padded_rows * width
+    buffer: torch.Tensor | None = None
+    for view in row_views(x, geometry, max_positions):
         lead = view.shape[: view.dim() - 2 - len(geometry.kernel[1:])]
         count = math.prod(lead)
-        unfolded = torch.zeros(count, padded_rows, width, dtype=dtype, device=x.device)
-        unfolded[:, :rows_in].unflatten(0, lead).unflatten(-1, view.shape[-len(geometry.kernel) :]).copy_(view)
-        row_stride = padded_rows * width
+        sums.before(count)
+        if buffer is None or buffer.shape[0] < count:
+            buffer = torch.zeros(count, padded_rows, width, dtype=summation.dtype, device=x.device)
+        unfolded = buffer[:count]
+        target = unfolded[:, :rows_in].unflatten(0, lead).unflatten(-1, view.shape[-len(geometry.kernel) :])
+        if shift is None:
+            target.copy_(view)
+        else:
+            torch.sub(view, shift.channels, out=target)
         left = unfolded.as_strided((rows_in, width, count), (width, 1, row_stride))
         window = unfolded.as_strided((rows_in, count, k * width), (width, row_stride, 1))
-        products.baddbmm_(left, window)
-    products = products.view(rows_in, width, k, width)
-    blocks = torch.empty(k, k, width, width, dtype=dtype, device=x.device)
+        sums.partial.baddbmm_(left, window)
+    products = sums.result().view(rows_in, width, k, width)
+    blocks = torch.empty(k, k, width, width, dtype=torch.float64, device=x.device)
     for first in range(k):
         stop = first + (rows_out - 1) * s + 1
         for offset in range(k - first):
@@ -231,6 +310,7 @@ def input_covariance(
     geometry: LayerGeometry,
     *,
     dtype: torch.dtype | None = None,
+    lam: float | None = None,
     max_chunk_bytes: int | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Sum of ``row^T row`` over the input rows of one layer call, per group, and the number of rows.
@@ -239,31 +319,27 @@ def input_covariance(
         x: the tensor the layer's Linear/convolution operation received (already padded by the layer if it
             pads on its own, e.g. reflect padding or timm's Same convolutions).
         geometry: how the call cuts ``x`` into rows.
-        dtype: accumulation dtype; by default :func:`~tract_hub.engine.precision.covariance_dtype` of ``x``.
+        dtype: the summation dtype (float32: shifted, float32 partial sums, float64 total); by default
+            :func:`summation_for` decides.
+        lam: the regularization the covariance will be solved with, which the CPU's precision rule weighs
+            (default :data:`~.precision.RULE_LAM`, the smallest it was measured at).
         max_chunk_bytes: bound on the memory of one slice of unfolded rows (default: :func:`chunk_bytes`).
 
     Returns:
-        ``(cov, rows)`` with ``cov`` of shape ``(groups, n, n)`` (not divided by ``rows``).
+        ``(cov, rows)`` with ``cov`` float64 of shape ``(groups, n, n)`` (not divided by ``rows``).
     """
-    dtype = dtype or covariance_dtype(x)
-    groups, features = geometry.groups, geometry.features
-    cov = torch.zeros(groups, features, features, dtype=dtype, device=x.device)
-    max_chunk_bytes = max_chunk_bytes or chunk_bytes(x.device)
-    max_elements = max(1, max_chunk_bytes // torch.empty((), dtype=dtype).element_size())
+    rows = geometry.rows(x)
+    summation = summation_for(x, geometry, lam=lam, dtype=dtype)
+    element = torch.empty((), dtype=summation.dtype).element_size()
+    max_elements = max(1, (max_chunk_bytes or chunk_bytes(x.device)) // element)
+    if rows == 0 or x.numel() == 0:
+        groups, features = geometry.groups, geometry.features
+        return torch.zeros(groups, features, features, dtype=torch.float64, device=x.device), rows
+    shift = _shift_of(x, geometry) if summation.dtype == torch.float32 else None
     if geometry.kind == "linear":
-        for rows in _linear_slices(x, features, max_elements, dtype):
-            rows = rows.to(dtype)
-            cov[0].addmm_(rows.T, rows)
-        return cov, geometry.rows(x)
-    if shares_rows(geometry) and x.numel():
-        return _row_window_covariance(x, geometry, dtype, max_elements), geometry.rows(x)
-    for view in _conv_slices(x, geometry, max_elements):
-        count = view.numel() // (groups * features)
-        rows = torch.empty((count, groups, features), dtype=dtype, device=x.device)
-        rows.view(view.shape).copy_(view)
-        if groups == 1:
-            cov[0].addmm_(rows[:, 0].T, rows[:, 0])
-        else:
-            by_group = rows.transpose(0, 1)
-            cov.baddbmm_(by_group.transpose(1, 2), by_group)
-    return _channel_major(cov, geometry), geometry.rows(x)
+        cov = _linear_covariance(x, geometry.features, summation, max_elements, shift)
+    elif shares_rows(geometry):
+        cov = _row_window_covariance(x, geometry, summation, max_elements, shift)
+    else:
+        cov = _patch_covariance(x, geometry, summation, max_elements, shift)
+    return (shift.restore(cov, rows) if shift is not None else cov), rows
