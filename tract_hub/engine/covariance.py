@@ -21,10 +21,11 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from .geometry import LayerGeometry
 from .precision import RULE_LAM, Summation, device_summation, float32_partial_rows
-from .slicing import conv_slices, linear_slices, patch_view, prepared, row_views
+from .slicing import conv_slices, linear_slices, row_views
 
 #: Default bound on the bytes of one slice of unfolded rows, by device type. Small slices stay in the CPU's
 #: caches (measured on a 2-core Xeon: 4 MiB is as fast as 32 MiB or faster, and keeps the peak memory of a
@@ -61,42 +62,65 @@ class _Shift:
         return shifted + cross + cross.transpose(1, 2) - rows * square
 
 
-def _channel_sums(x: torch.Tensor, geometry: LayerGeometry) -> tuple[torch.Tensor, int]:
-    """Float64 sum of the input over everything but the channels (the last dim for Linear), and how many."""
-    if geometry.kind == "linear":
-        dims = tuple(range(x.dim() - 1))
-        return x.sum(dims, dtype=torch.float64) if dims else x.to(torch.float64), max(1, x.numel() // x.shape[-1])
-    return x.sum(0, dtype=torch.float64), x.shape[0]  # (C, *S): summed over the spatial dims by the caller
+@dataclass(frozen=True)
+class _Totals:
+    """What one pass over the input gives: the sum over everything but the channels and spatial positions (the
+    batch, for a convolution), and the channel means (float64, on the device)."""
+
+    summed: torch.Tensor  # Linear: (n,) float64 over all rows; conv: (C, *S) float32 over the batch
+    means: torch.Tensor  # (C,) float64
+
+    @classmethod
+    def of(cls, x: torch.Tensor, geometry: LayerGeometry) -> _Totals:
+        if geometry.kind == "linear":
+            dims = tuple(range(x.dim() - 1))
+            summed = x.sum(dims, dtype=torch.float64) if dims else x.to(torch.float64)
+            return cls(summed, summed / max(1, x.numel() // x.shape[-1]))
+        summed = x.sum(0, dtype=torch.float32)  # float32 over a batch: 10x faster, and its rounding averages out
+        spatial = tuple(range(1, summed.dim()))
+        return cls(summed, summed.sum(spatial, dtype=torch.float64) / (x.shape[0] * math.prod(x.shape[2:])))
 
 
-def _shift_of(x: torch.Tensor, geometry: LayerGeometry) -> _Shift:
-    """The channel means as ``c`` (computed on the device) and the float64 row sums, per feature."""
-    summed, count = _channel_sums(x, geometry)
+def _patch_sums(summed: torch.Tensor, geometry: LayerGeometry) -> torch.Tensor:
+    """The sum of all patches of a ``(C, *S)`` input, ``(groups, n)`` float64 in the weight's feature order.
+
+    Separably, one spatial dimension at a time: the sum over the output positions of kernel offset ``i`` along a
+    dimension is a strided sum along it, so the work is about the input's size, not the patches'.
+    """
+    pads = [amount for before, after in reversed(geometry.padding) for amount in (before, after)]
+    sums = F.pad(summed.to(torch.float64), pads) if any(pads) else summed.to(torch.float64)
+    for axis, (k, s, d) in enumerate(zip(geometry.kernel, geometry.stride, geometry.dilation, strict=True), 1):
+        out = (sums.shape[axis] - d * (k - 1) - 1) // s + 1
+        step = sums.stride(axis)
+        shape = (*sums.shape[:axis], k, out, *sums.shape[axis + 1 :])
+        strides = (*sums.stride()[:axis], d * step, s * step, *sums.stride()[axis + 1 :])
+        sums = sums.as_strided(shape, strides, sums.storage_offset()).sum(axis + 1)
+    return sums.reshape(geometry.groups, geometry.features)
+
+
+def _shift_of(geometry: LayerGeometry, totals: _Totals) -> _Shift:
+    """The channel means as ``c`` and the float64 row sums, per feature (all on the device)."""
+    channels = totals.means.to(torch.float32)
     if geometry.kind == "linear":
-        channels = (summed / count).to(torch.float32)
-        return _Shift(channels, channels.to(torch.float64)[None], summed[None])
-    spatial = tuple(range(1, summed.dim()))
-    channels = (summed.sum(spatial) / (count * math.prod(x.shape[2:]))).to(torch.float32)
-    # row sums: the patches of the batch-summed input, summed over the output positions
-    patches = patch_view(prepared(summed[None], geometry), geometry)  # (1, *out, groups, *kernel, Cg)
-    dims = len(geometry.kernel)
-    row_sum = patches.sum(tuple(range(dims + 1)))  # (groups, *kernel, Cg)
-    row_sum = row_sum.movedim(-1, 1).reshape(geometry.groups, geometry.features)
+        return _Shift(channels, channels.to(torch.float64)[None], totals.summed[None])
     volume = math.prod(geometry.kernel)
     offset = channels.to(torch.float64).view(geometry.groups, -1, 1).expand(-1, -1, volume)
-    return _Shift(channels, offset.reshape(geometry.groups, geometry.features), row_sum)
+    return _Shift(channels, offset.reshape(geometry.groups, geometry.features), _patch_sums(totals.summed, geometry))
 
 
-def _moments(x: torch.Tensor, geometry: LayerGeometry) -> tuple[float, float]:
+def _moments(x: torch.Tensor, totals: _Totals) -> tuple[float, float]:
     """(mean square, variance) per channel, averaged over the channels; read on the host (CPU only)."""
-    dims = tuple(range(x.dim() - 1)) if geometry.kind == "linear" else (0, *range(2, x.dim()))
-    values = x if x.dtype in (torch.float32, torch.float64) else x.float()
-    variance, mean = torch.var_mean(values, dim=dims, correction=0)
-    return float((variance + mean.square()).mean()), float(variance.mean())
+    mean_square = float(torch.linalg.vector_norm(x, dtype=torch.float32)) ** 2 / max(1, x.numel())
+    return mean_square, mean_square - float(totals.means.square().mean())
 
 
 def summation_for(
-    x: torch.Tensor, geometry: LayerGeometry, *, lam: float | None = None, dtype: torch.dtype | None = None
+    x: torch.Tensor,
+    geometry: LayerGeometry,
+    *,
+    lam: float | None = None,
+    dtype: torch.dtype | None = None,
+    totals: _Totals | None = None,
 ) -> Summation:
     """How ``x``'s covariance is summed (:mod:`.precision`): ``dtype`` when given, else the device's choice, else
     (CPU) float32 when the predicted error allows partial sums of enough rows at ``lam`` (default
@@ -107,12 +131,12 @@ def summation_for(
     if chosen == torch.float32:
         return Summation(torch.float32, ACCELERATOR_PARTIAL_ROWS)
     rows = geometry.rows(x)
-    if rows == 0:
+    if rows == 0 or x.numel() == 0:
         return Summation(torch.float64)
-    mean_square, variance = _moments(x, geometry)
+    mean_square, variance = _moments(x, totals or _Totals.of(x, geometry))
     partial = float32_partial_rows(
         mean_square=mean_square,
-        variance=variance,
+        variance=max(variance, 0.0),
         features=geometry.features,
         rows=rows,
         lam=RULE_LAM if lam is None else lam,
@@ -153,7 +177,7 @@ class _Sums:
 
 def _add_gram(sums: torch.Tensor, rows: torch.Tensor) -> None:
     """``sums[g] += rows[:, g]^T rows[:, g]``; for one group of many features only the upper half-blocks."""
-    count, groups, features = rows.shape
+    _, groups, features = rows.shape
     if groups > 1:
         by_group = rows.transpose(0, 1)
         sums.baddbmm_(by_group.transpose(1, 2), by_group)
@@ -219,20 +243,14 @@ def _patch_covariance(
     if summation.partial_rows:
         max_elements = min(max_elements, summation.partial_rows * groups * features)
     sums = _Sums((groups, features, features), summation, x.device)
-    channels = None
-    if shift is not None:
-        channels = shift.channels.view(groups, *(1,) * len(geometry.kernel), -1)
     buffer: torch.Tensor | None = None
-    for view in conv_slices(x, geometry, max_elements):
+    for view in conv_slices(x, geometry, max_elements, None if shift is None else shift.channels):
         count = view.numel() // (groups * features)
         sums.before(count)
         if buffer is None or buffer.shape[0] < count:
             buffer = torch.empty((count, groups, features), dtype=summation.dtype, device=x.device)
         rows = buffer[:count]
-        if channels is None:
-            rows.view(view.shape).copy_(view)
-        else:
-            torch.sub(view, channels, out=rows.view(view.shape))
+        rows.view(view.shape).copy_(view)
         _add_gram(sums.partial, rows)
     return _channel_major(_mirrored(sums.result()), geometry)
 
@@ -276,18 +294,14 @@ def _row_window_covariance(
     sums = _Sums((rows_in, width, k * width), summation, x.device)
     row_stride = padded_rows * width
     buffer: torch.Tensor | None = None
-    for view in row_views(x, geometry, max_positions):
+    for view in row_views(x, geometry, max_positions, None if shift is None else shift.channels):
         lead = view.shape[: view.dim() - 2 - len(geometry.kernel[1:])]
         count = math.prod(lead)
         sums.before(count)
         if buffer is None or buffer.shape[0] < count:
             buffer = torch.zeros(count, padded_rows, width, dtype=summation.dtype, device=x.device)
         unfolded = buffer[:count]
-        target = unfolded[:, :rows_in].unflatten(0, lead).unflatten(-1, view.shape[-len(geometry.kernel) :])
-        if shift is None:
-            target.copy_(view)
-        else:
-            torch.sub(view, shift.channels, out=target)
+        unfolded[:, :rows_in].unflatten(0, lead).unflatten(-1, view.shape[-len(geometry.kernel) :]).copy_(view)
         left = unfolded.as_strided((rows_in, width, count), (width, 1, row_stride))
         window = unfolded.as_strided((rows_in, count, k * width), (width, row_stride, 1))
         sums.partial.baddbmm_(left, window)
@@ -329,13 +343,14 @@ def input_covariance(
         ``(cov, rows)`` with ``cov`` float64 of shape ``(groups, n, n)`` (not divided by ``rows``).
     """
     rows = geometry.rows(x)
-    summation = summation_for(x, geometry, lam=lam, dtype=dtype)
-    element = torch.empty((), dtype=summation.dtype).element_size()
-    max_elements = max(1, (max_chunk_bytes or chunk_bytes(x.device)) // element)
     if rows == 0 or x.numel() == 0:
         groups, features = geometry.groups, geometry.features
         return torch.zeros(groups, features, features, dtype=torch.float64, device=x.device), rows
-    shift = _shift_of(x, geometry) if summation.dtype == torch.float32 else None
+    totals = None if (dtype or device_summation(x)) == torch.float64 else _Totals.of(x, geometry)
+    summation = summation_for(x, geometry, lam=lam, dtype=dtype, totals=totals)
+    element = torch.empty((), dtype=summation.dtype).element_size()
+    max_elements = max(1, (max_chunk_bytes or chunk_bytes(x.device)) // element)
+    shift = _shift_of(geometry, totals) if totals is not None and summation.dtype == torch.float32 else None
     if geometry.kind == "linear":
         cov = _linear_covariance(x, geometry.features, summation, max_elements, shift)
     elif shares_rows(geometry):

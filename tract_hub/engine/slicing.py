@@ -41,13 +41,17 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     return moved if moved.is_contiguous() else moved.contiguous()
 
 
-def prepared(x: torch.Tensor, geometry: LayerGeometry) -> torch.Tensor:
-    """A slice of the layer input, channels last and zero-padded."""
-    pads = [0, 0]
+def prepared(x: torch.Tensor, geometry: LayerGeometry, shift: torch.Tensor | None = None) -> torch.Tensor:
+    """A slice of the layer input, zero-padded, less the per-channel ``shift`` if given (padding included: a
+    padded position then holds ``-shift``), channels last."""
+    pads = []
     for before, after in reversed(geometry.padding):
         pads += [before, after]
-    moved = channels_last(x)
-    return F.pad(moved, pads) if any(pads) else moved
+    if shift is None:
+        moved = channels_last(x)
+        return F.pad(moved, [0, 0, *pads]) if any(pads) else moved
+    padded = F.pad(x, pads) if any(pads) else x
+    return channels_last(padded - shift.view(-1, *(1,) * (x.dim() - 2)))  # channels first: a fast subtraction
 
 
 def patch_view(x_prepared: torch.Tensor, geometry: LayerGeometry) -> torch.Tensor:
@@ -70,10 +74,12 @@ def patch_view(x_prepared: torch.Tensor, geometry: LayerGeometry) -> torch.Tenso
     return x_prepared.as_strided(shape, view_strides, x_prepared.storage_offset())
 
 
-def conv_slices(x: torch.Tensor, geometry: LayerGeometry, max_elements: int) -> Iterator[torch.Tensor]:
-    """Strided views ``(b, *out_slice, groups, *kernel, Cg)`` covering all patches, each of at most
-    ``max_elements`` numbers unless one output row of one sample is already larger: whole samples, or equal bands
-    of whole output rows of one sample."""
+def conv_slices(
+    x: torch.Tensor, geometry: LayerGeometry, max_elements: int, shift: torch.Tensor | None = None
+) -> Iterator[torch.Tensor]:
+    """Strided views ``(b, *out_slice, groups, *kernel, Cg)`` covering all patches (of the input less ``shift``
+    per channel, see :func:`prepared`), each of at most ``max_elements`` numbers unless one output row of one
+    sample is already larger: whole samples, or equal bands of whole output rows of one sample."""
     out = geometry.output_size(x.shape[2:])
     per_sample = math.prod(out) * geometry.groups * geometry.features
     if per_sample == 0:
@@ -81,11 +87,11 @@ def conv_slices(x: torch.Tensor, geometry: LayerGeometry, max_elements: int) -> 
     if per_sample <= max_elements:
         step = balanced(x.shape[0], max_elements // per_sample)
         for start in range(0, x.shape[0], step):
-            yield patch_view(prepared(x[start : start + step], geometry), geometry)
+            yield patch_view(prepared(x[start : start + step], geometry, shift), geometry)
         return
     band = balanced(out[0], max_elements // (per_sample // out[0]))
     for sample in range(x.shape[0]):
-        view = patch_view(prepared(x[sample : sample + 1], geometry), geometry)
+        view = patch_view(prepared(x[sample : sample + 1], geometry, shift), geometry)
         for start in range(0, out[0], band):
             yield view[:, start : start + band]
 
@@ -112,14 +118,17 @@ def linear_slices(x: torch.Tensor, features: int, max_rows: int) -> Iterator[tor
         yield x[start : start + step].reshape(-1, features)
 
 
-def row_views(x: torch.Tensor, geometry: LayerGeometry, max_positions: int) -> Iterator[torch.Tensor]:
-    """Strided views ``(b, *out_rest, rows_in, *kernel_rest, C)`` of the prepared input: for each position along
-    the spatial dimensions after the first, every input row unfolded along those dimensions. A view holds at most
-    ``max_positions`` positions: whole samples, or equal bands along the second spatial dimension of one sample."""
+def row_views(
+    x: torch.Tensor, geometry: LayerGeometry, max_positions: int, shift: torch.Tensor | None = None
+) -> Iterator[torch.Tensor]:
+    """Strided views ``(b, *out_rest, rows_in, *kernel_rest, C)`` of the prepared input (:func:`prepared`): for
+    each position along the spatial dimensions after the first, every input row unfolded along those dimensions.
+    A view holds at most ``max_positions`` positions: whole samples, or equal bands along the second spatial
+    dimension of one sample."""
     kernel, stride, dilation = geometry.kernel[1:], geometry.stride[1:], geometry.dilation[1:]
 
     def view_of(x_slice: torch.Tensor) -> torch.Tensor:
-        ready = prepared(x_slice, geometry)
+        ready = prepared(x_slice, geometry, shift)
         batch, rows_in, *rest_in, channels = ready.shape
         rest_out = [
             (n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(rest_in, kernel, stride, dilation, strict=True)
