@@ -37,6 +37,9 @@ DEFAULT_CHUNK_BYTES = 64 * 2**20
 #: products, short enough that the float64 total averages most of the float32 rounding away.
 ACCELERATOR_PARTIAL_ROWS = 4096
 
+#: Input rows per matrix product in :func:`_row_window_covariance`.
+ROWS_PER_PRODUCT = 2
+
 #: From this many features on, a ``rows^T rows`` product is summed as three of its four half-size blocks and the
 #: fourth mirrored at the end (measured on a CPU at n = 768: 0.78x the time of the whole product).
 SPLIT_FEATURES = 256
@@ -277,7 +280,9 @@ def _row_window_covariance(
     ``sum_p U[p*s + i]^T U[p*s + i + d]``, so each product ``U[q]^T U[q + d]`` is shared by every block with the
     same ``d``. They are computed once per input row, for all ``d`` at once, by one batched matrix product over
     strided views of ``U`` (no copy): about ``input rows / (output rows x k)`` of the work of multiplying whole
-    patches (0.29 for a 7x7 stride-2 ImageNet stem, 0.35 for a 3x3 stride-1 CIFAR stem). The products are summed
+    patches (0.29 for a 7x7 stride-2 ImageNet stem, 0.35 for a 3x3 stride-1 CIFAR stem). Rows go by pairs (rows
+    ``q, q + 1`` against ``q .. q + k``): ``(k + 1) / k`` of the multiplications in matrices twice as tall, which
+    run faster (measured on a CPU: 0.67x the time for a 3x3 stem, 0.81x for a 7x7 one). The products are summed
     over the positions (float32 partial sums of at most ``partial_rows`` positions), the blocks over the output rows
     in float64.
     """
@@ -287,11 +292,13 @@ def _row_window_covariance(
     rows_out = (rows_in - k) // s + 1
     channels, rest_kernel = x.shape[1], math.prod(geometry.kernel[1:])
     width = channels * rest_kernel
-    padded_rows = rows_in + k - 1  # zero rows after the last keep every window of k rows in bounds
+    pairs = -(-rows_in // ROWS_PER_PRODUCT)
+    tall, wide = ROWS_PER_PRODUCT * width, (ROWS_PER_PRODUCT + k - 1) * width
+    padded_rows = pairs * ROWS_PER_PRODUCT + k - 1  # zero rows after the last keep every window in bounds
     max_positions = max(1, max_elements // (padded_rows * width))
     if summation.partial_rows:
         max_positions = min(max_positions, summation.partial_rows)
-    sums = _Sums((rows_in, width, k * width), summation, x.device)
+    sums = _Sums((pairs, tall, wide), summation, x.device)
     row_stride = padded_rows * width
     buffer: torch.Tensor | None = None
     for view in row_views(x, geometry, max_positions, None if shift is None else shift.channels):
@@ -302,10 +309,14 @@ def _row_window_covariance(
             buffer = torch.zeros(count, padded_rows, width, dtype=summation.dtype, device=x.device)
         unfolded = buffer[:count]
         unfolded[:, :rows_in].unflatten(0, lead).unflatten(-1, view.shape[-len(geometry.kernel) :]).copy_(view)
-        left = unfolded.as_strided((rows_in, width, count), (width, 1, row_stride))
-        window = unfolded.as_strided((rows_in, count, k * width), (width, row_stride, 1))
+        left = unfolded.as_strided((pairs, tall, count), (tall, 1, row_stride))
+        window = unfolded.as_strided((pairs, count, wide), (tall, row_stride, 1))
         sums.partial.baddbmm_(left, window)
-    products = sums.result().view(rows_in, width, k, width)
+    by_pair = sums.result()
+    products = torch.empty(pairs, ROWS_PER_PRODUCT, width, k * width, dtype=torch.float64, device=x.device)
+    for i in range(ROWS_PER_PRODUCT):  # row q = pair * ROWS_PER_PRODUCT + i against rows q .. q + k - 1
+        products[:, i] = by_pair[:, i * width : (i + 1) * width, i * width : (i + k) * width]
+    products = products.view(-1, width, k, width)[:rows_in]
     blocks = torch.empty(k, k, width, width, dtype=torch.float64, device=x.device)
     for first in range(k):
         stop = first + (rows_out - 1) * s + 1
