@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from .accumulation import Accumulation
-from .covariance import input_covariance, summation_for
+from .covariance import input_covariance, input_covariance_with_summation, summation_for
 from .geometry import LayerGeometry
 from .precision import Summation, covariance_dtype, forced_summation, full_precision
 from .solve import solve_with_covariance
@@ -40,7 +40,7 @@ def tract_gradient(
     if rows == 0:
         return grad
     with full_precision(x.device):
-        cov, rows = input_covariance(x, geometry, lam=lam, max_chunk_bytes=max_chunk_bytes)
+        cov, rows, _ = input_covariance_with_summation(x, geometry, lam=lam, max_chunk_bytes=max_chunk_bytes)
         return solve_with_covariance(grad, cov, rows, lam)
 
 
@@ -52,6 +52,7 @@ __all__ = [
     "forced_summation",
     "full_precision",
     "input_covariance",
+    "input_covariance_with_summation",
     "solve_with_covariance",
     "summation_for",
     "tract_gradient",

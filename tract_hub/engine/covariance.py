@@ -330,6 +330,35 @@ def _row_window_covariance(
     return blocks.reshape(1, geometry.features, geometry.features)
 
 
+def input_covariance_with_summation(
+    x: torch.Tensor,
+    geometry: LayerGeometry,
+    *,
+    dtype: torch.dtype | None = None,
+    lam: float | None = None,
+    max_chunk_bytes: int | None = None,
+) -> tuple[torch.Tensor, int, Summation]:
+    """:func:`input_covariance`, and how it was summed: a float32-summed covariance carries float32 rounding
+    (float64 dtype notwithstanding) and may miss positive definiteness by it, which the solve must allow for."""
+    rows = geometry.rows(x)
+    if rows == 0 or x.numel() == 0:
+        groups, features = geometry.groups, geometry.features
+        empty = torch.zeros(groups, features, features, dtype=torch.float64, device=x.device)
+        return empty, rows, Summation(torch.float64)
+    totals = None if (dtype or device_summation(x)) == torch.float64 else _Totals.of(x, geometry)
+    summation = summation_for(x, geometry, lam=lam, dtype=dtype, totals=totals)
+    element = torch.empty((), dtype=summation.dtype).element_size()
+    max_elements = max(1, (max_chunk_bytes or chunk_bytes(x.device)) // element)
+    shift = _shift_of(geometry, totals) if totals is not None and summation.dtype == torch.float32 else None
+    if geometry.kind == "linear":
+        cov = _linear_covariance(x, geometry.features, summation, max_elements, shift)
+    elif shares_rows(geometry):
+        cov = _row_window_covariance(x, geometry, summation, max_elements, shift)
+    else:
+        cov = _patch_covariance(x, geometry, summation, max_elements, shift)
+    return (shift.restore(cov, rows) if shift is not None else cov), rows, summation
+
+
 def input_covariance(
     x: torch.Tensor,
     geometry: LayerGeometry,
@@ -353,19 +382,5 @@ def input_covariance(
     Returns:
         ``(cov, rows)`` with ``cov`` float64 of shape ``(groups, n, n)`` (not divided by ``rows``).
     """
-    rows = geometry.rows(x)
-    if rows == 0 or x.numel() == 0:
-        groups, features = geometry.groups, geometry.features
-        return torch.zeros(groups, features, features, dtype=torch.float64, device=x.device), rows
-    totals = None if (dtype or device_summation(x)) == torch.float64 else _Totals.of(x, geometry)
-    summation = summation_for(x, geometry, lam=lam, dtype=dtype, totals=totals)
-    element = torch.empty((), dtype=summation.dtype).element_size()
-    max_elements = max(1, (max_chunk_bytes or chunk_bytes(x.device)) // element)
-    shift = _shift_of(geometry, totals) if totals is not None and summation.dtype == torch.float32 else None
-    if geometry.kind == "linear":
-        cov = _linear_covariance(x, geometry.features, summation, max_elements, shift)
-    elif shares_rows(geometry):
-        cov = _row_window_covariance(x, geometry, summation, max_elements, shift)
-    else:
-        cov = _patch_covariance(x, geometry, summation, max_elements, shift)
-    return (shift.restore(cov, rows) if shift is not None else cov), rows
+    cov, rows, _ = input_covariance_with_summation(x, geometry, dtype=dtype, lam=lam, max_chunk_bytes=max_chunk_bytes)
+    return cov, rows
