@@ -82,3 +82,11 @@ def test_exact_mode_benchmark_on_one_process(tmp_path: Path) -> None:
     assert set(result["median_step_s"]) == {"vanilla", "per_backward", "exact"}
     assert result["all_reduced_bytes_per_step"] == 0  # one process: nothing to reduce
     assert "exact / per-backward" in printed
+
+
+def test_step_share_benchmark_on_tiny_models(tmp_path: Path) -> None:
+    out = tmp_path / "share"
+    printed = run("step_share.py", "--models", "tiny-resnet", "--rounds", "1", "--out", str(out))
+    result = json.loads(out.with_suffix(".json").read_text())["results"]["tiny-resnet"]
+    assert 0 < result["tract_share"]["exact"] < 1 and 0 < result["tract_share"]["per_backward"] < 1
+    assert "TrAct's share of the step" in printed
