@@ -317,14 +317,14 @@ def _row_window_covariance(
     for i in range(ROWS_PER_PRODUCT):  # row q = pair * ROWS_PER_PRODUCT + i against rows q .. q + k - 1
         products[:, i] = by_pair[:, i * width : (i + 1) * width, i * width : (i + k) * width]
     products = products.view(-1, width, k, width)[:rows_in]
+    # sums[i, :, d] = sum over the output rows p of products[p * s + i, :, d]: one strided sum for every (i, d)
+    rows_step = products.stride(0)
+    sums = products.as_strided((k, rows_out, width, k, width), (rows_step, s * rows_step, k * width, width, 1)).sum(1)
     blocks = torch.empty(k, k, width, width, dtype=torch.float64, device=x.device)
     for first in range(k):
-        stop = first + (rows_out - 1) * s + 1
-        for offset in range(k - first):
-            block = products[first:stop:s, :, offset].sum(0)
-            blocks[first, first + offset] = block
-            if offset:
-                blocks[first + offset, first] = block.T
+        upper = sums[first, :, : k - first].transpose(0, 1)  # (d, c, c'): kernel rows (first, first + d)
+        blocks[first, first:] = upper
+        blocks[first + 1 :, first] = upper[1:].transpose(1, 2)
     # (i, i', (kernel_rest, c), (kernel_rest', c')) -> ((c, i, kernel_rest), (c', i', kernel_rest'))
     blocks = blocks.view(k, k, rest_kernel, channels, rest_kernel, channels).permute(3, 0, 2, 5, 1, 4)
     return blocks.reshape(1, geometry.features, geometry.features)

@@ -50,8 +50,10 @@ def prepared(x: torch.Tensor, geometry: LayerGeometry, shift: torch.Tensor | Non
     if shift is None:
         moved = channels_last(x)
         return F.pad(moved, [0, 0, *pads]) if any(pads) else moved
-    padded = F.pad(x, pads) if any(pads) else x
-    return channels_last(padded - shift.view(-1, *(1,) * (x.dim() - 2)))  # channels first: a fast subtraction
+    channels = shift.view(-1, *(1,) * (x.dim() - 2))  # subtracted channels first: a fast, vectorized pass
+    if any(pads) and x.dtype == shift.dtype:
+        return channels_last(F.pad(x, pads).sub_(channels))
+    return channels_last((F.pad(x, pads) if any(pads) else x) - channels)
 
 
 def patch_view(x_prepared: torch.Tensor, geometry: LayerGeometry) -> torch.Tensor:
