@@ -162,8 +162,8 @@ def markdown(results: list[dict], environment: dict) -> str:
         ratios = r.get("extra_over_torch_tract", {})
         ratio = " / ".join(f"{ratios[m]:.2f}" if m in ratios else "-" for m in MODES)
         target = f" (<= {r['target']})" if r["target"] else ""
-        peaks = " / ".join(f"{p[name] / mib:.0f}" if name in p else "-"
-                           for name in ("vanilla", "tract_hub_exact", "tract_hub_per_backward", "torch_tract"))  # fmt: skip
+        names = ("vanilla", "tract_hub_exact", "tract_hub_per_backward", "torch_tract")
+        peaks = " / ".join(f"{p[name] / mib:.0f}" if name in p else "-" for name in names)
         lines.append(
             f"| {r['case']} | {r['summation']} | {r['median_s']['vanilla'] * 1e3:.1f} | "
             f"{e['tract_hub_exact'] * 1e3:.1f} / {e['tract_hub_per_backward'] * 1e3:.1f} / {theirs} | "

@@ -32,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.reference import conv_rows, relative_error, tract_reference
 from tract_hub.engine import LayerGeometry, input_covariance, solve_with_covariance, summation_for
+from tract_hub.engine.covariance import ACCELERATOR_PARTIAL_ROWS
+from tract_hub.engine.precision import FLOAT32_ERROR_CONSTANT
 
 RESULTS = Path(__file__).parent / "results"
 MEAN = torch.tensor([0.485, 0.456, 0.406], dtype=torch.float64).view(3, 1, 1)
@@ -74,6 +76,15 @@ def plain_float32(rows: torch.Tensor, slice_rows: int = 2**20) -> torch.Tensor:
     return total[None]
 
 
+def predicted_ratio(x: torch.Tensor, features: int, rows: int, partial_rows: int, lam: float) -> float:
+    """The rule's prediction (tract_hub.engine.precision) of the float32 path's added error over the floor."""
+    means = x.double().mean((0, 2, 3))
+    mean_square = float(x.double().square().mean())
+    variance = mean_square - float(means.square().mean())
+    spread = variance / (mean_square * lam) ** 0.5
+    return FLOAT32_ERROR_CONSTANT * min(partial_rows, rows) / rows * features**0.5 * spread
+
+
 def measure(layer: str, scale: str) -> list[dict]:
     batch, size, out_channels, kernel, stride, padding = LAYERS[layer]
     x = SCALES[scale](photographs(batch, size)).to(torch.float32)
@@ -111,6 +122,7 @@ def measure(layer: str, scale: str) -> list[dict]:
                 "g32_error": relative_error(g32, g64),
                 "floor": floor,
                 "added": added,
+                "predicted_float32_ratio": predicted_ratio(x, geometry.features, count, ACCELERATOR_PARTIAL_ROWS, lam),
                 "rule": str(rule.dtype).removeprefix("torch."),
                 "rule_partial_rows": rule.partial_rows,
             }
@@ -125,7 +137,7 @@ def markdown(results: list[dict]) -> str:
         "solved with that path's covariance); in brackets, added / floor (under 1: below the floor).",
         "",
         "| layer | input | lam | floor | plain float32 sum (before) | float64 path (data-center GPU) | "
-        "float32 path (consumer GPU) | CPU rule: path, added / floor |",
+        "float32 path (consumer GPU); predicted ratio | CPU rule: path, added / floor |",
         "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
@@ -134,7 +146,8 @@ def markdown(results: list[dict]) -> str:
         lines.append(
             f"| {r['layer']} | {r['input']} | {r['lam']:g} | {r['floor']:.1e} | {plain:.1e} ({plain / r['floor']:.2g}) "
             f"| {f64:.1e} ({f64 / r['floor']:.1g}) "
-            f"| {f32:.1e} ({f32 / r['floor']:.2g}) | {r['rule']}, {chosen / r['floor']:.2g} |"
+            f"| {f32:.1e} ({f32 / r['floor']:.2g}); {r['predicted_float32_ratio']:.2g} "
+            f"| {r['rule']}, {chosen / r['floor']:.2g} |"
         )
     return "\n".join(lines)
 

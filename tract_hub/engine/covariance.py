@@ -306,7 +306,8 @@ def _row_window_covariance(
         count = math.prod(lead)
         sums.before(count)
         if buffer is None or buffer.shape[0] < count:
-            buffer = torch.zeros(count, padded_rows, width, dtype=summation.dtype, device=x.device)
+            buffer = torch.empty(count, padded_rows, width, dtype=summation.dtype, device=x.device)
+            buffer[:, rows_in:].zero_()  # the rows after the last stay zero; the others are overwritten
         unfolded = buffer[:count]
         unfolded[:, :rows_in].unflatten(0, lead).unflatten(-1, view.shape[-len(geometry.kernel) :]).copy_(view)
         left = unfolded.as_strided((pairs, tall, count), (tall, 1, row_stride))
