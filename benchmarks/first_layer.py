@@ -11,13 +11,14 @@ allocations reach. The summation path the precision rule chose for the case's in
 ``benchmarks/results/first_layer.json`` and ``first_layer.md``.
 
     python benchmarks/first_layer.py                  # the three layers of issue 19, 21 rounds: ~4 min here
-    python benchmarks/first_layer.py --rounds 5 --cases vit-s16-patch16-b8
+    python benchmarks/first_layer.py --rounds 5 --cases vit-s16-patch16-b8 --forced float32 float64
     PYTHONPATH=/path/to/other/checkout python benchmarks/first_layer.py --label before   # another engine
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -55,12 +56,24 @@ CASES = [
 ]
 DEFAULT_CASES = [case.name for case in CASES if case.target is not None]
 MODES = {"exact": True, "per_backward": False}
+FORCED_PREFIX = "tract_hub_per_backward_forced_"
 
 
-def variants(layer: nn.Module) -> dict[str, nn.Module]:
+def summation_context(name: str) -> contextlib.AbstractContextManager:
+    """For a forced variant, the engine's ``forced_summation``; otherwise nothing."""
+    if not name.startswith(FORCED_PREFIX):
+        return contextlib.nullcontext()
+    from tract_hub.engine import forced_summation
+
+    return forced_summation(getattr(torch, name.removeprefix(FORCED_PREFIX)))
+
+
+def variants(layer: nn.Module, forced: list[str]) -> dict[str, nn.Module]:
     found = {"vanilla": layer}
     for mode, exact in MODES.items():
         found[f"tract_hub_{mode}"] = tract_hub.patch(copy.deepcopy(layer), 0.1, target="", exact=exact)
+    for dtype in forced:  # per-backward mode with the summation forced (FORCED_PREFIX + dtype)
+        found[FORCED_PREFIX + dtype] = tract_hub.patch(copy.deepcopy(layer), 0.1, target="", exact=False)
     try:
         import torch_tract  # comparison only, never a dependency
     except ImportError:
@@ -69,23 +82,24 @@ def variants(layer: nn.Module) -> dict[str, nn.Module]:
     return found
 
 
-def step(layer: nn.Module, x: torch.Tensor, upstream: torch.Tensor) -> None:
+def step(layer: nn.Module, x: torch.Tensor, upstream: torch.Tensor, name: str = "") -> None:
     layer.zero_grad(set_to_none=True)
-    layer(x).backward(upstream)
+    with summation_context(name):
+        layer(x).backward(upstream)
 
 
-def timed(layer: nn.Module, x: torch.Tensor, upstream: torch.Tensor) -> float:
+def timed(layer: nn.Module, x: torch.Tensor, upstream: torch.Tensor, name: str) -> float:
     start = time.thread_time()
-    step(layer, x, upstream)
+    step(layer, x, upstream, name)
     return time.thread_time() - start
 
 
-def backward_peak_bytes(layer: nn.Module, x: torch.Tensor, upstream: torch.Tensor) -> tuple[int, int]:
+def backward_peak_bytes(layer: nn.Module, x: torch.Tensor, upstream: torch.Tensor, name: str) -> tuple[int, int]:
     """(bytes alive when the backward starts, highest extra bytes allocated during the backward)."""
     layer.zero_grad(set_to_none=True)
     out = layer(x)
     alive = x.nbytes + out.nbytes + upstream.nbytes  # the forward saves x (and the weight), returns out
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with summation_context(name), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         out.backward(upstream)
     events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
     current = peak = 0
@@ -107,24 +121,24 @@ def summation_path(layer: nn.Module, x: torch.Tensor) -> str:
     return str(plan.dtype).removeprefix("torch.")
 
 
-def run_case(case: Case, rounds: int, seed: int) -> dict:
+def run_case(case: Case, rounds: int, seed: int, forced: list[str]) -> dict:
     torch.manual_seed(seed)
     layer = case.build()
     x = torch.randn(case.input_shape)
     with torch.no_grad():
         upstream = torch.randn_like(layer(x))
-    layers = variants(layer)
-    for module in layers.values():  # warm-up
-        step(module, x, upstream)
+    layers = variants(layer, forced)
+    for name, module in layers.items():  # warm-up
+        step(module, x, upstream, name)
     times: dict[str, list[float]] = {name: [] for name in layers}
     order, rng = list(layers), random.Random(seed)
     for _ in range(rounds):
         rng.shuffle(order)
         for name in order:
-            times[name].append(timed(layers[name], x, upstream))
+            times[name].append(timed(layers[name], x, upstream, name))
     median = {name: statistics.median(values) for name, values in times.items()}
     extra = {name: t - median["vanilla"] for name, t in median.items() if name != "vanilla"}
-    memory = {name: backward_peak_bytes(module, x, upstream) for name, module in layers.items()}
+    memory = {name: backward_peak_bytes(module, x, upstream, name) for name, module in layers.items()}
     peak = {name: alive + top for name, (alive, top) in memory.items()}
     result = {
         "case": case.name,
@@ -137,9 +151,11 @@ def run_case(case: Case, rounds: int, seed: int) -> dict:
         "covariance_bytes": 8 * layer.weight[0].numel() ** 2,
         "target": case.target,
     }
-    if "torch_tract" in extra:
+    if "torch_tract" in extra and extra["torch_tract"] > 0:
         result["extra_over_torch_tract"] = {
-            mode: extra[f"tract_hub_{mode}"] / extra["torch_tract"] for mode in MODES if extra["torch_tract"] > 0
+            name.removeprefix("tract_hub_"): value / extra["torch_tract"]
+            for name, value in extra.items()
+            if name.startswith("tract_hub_")
         }
     return result
 
@@ -152,7 +168,7 @@ def markdown(results: list[dict], environment: dict) -> str:
         f"(load average {environment['load_before']:.1f} before, {environment['load_after']:.1f} after).",
         "",
         "| layer | summation | vanilla ms | extra ms: exact / per-backward / torch_tract | "
-        "extra / torch_tract's: exact / per-backward (target) | peak MiB: vanilla / exact / per-backward / "
+        "extra / torch_tract's: exact / per-backward (target) [forced] | peak MiB: vanilla / exact / per-backward / "
         "torch_tract (covariance) |",
         "|---|---|---:|---:|---:|---:|",
     ]
@@ -164,6 +180,10 @@ def markdown(results: list[dict], environment: dict) -> str:
         target = f" (<= {r['target']})" if r["target"] else ""
         names = ("vanilla", "tract_hub_exact", "tract_hub_per_backward", "torch_tract")
         peaks = " / ".join(f"{p[name] / mib:.0f}" if name in p else "-" for name in names)
+        forced = [k for k in ratios if k.startswith("per_backward_forced_")]
+        if forced:
+            named = (f"{k.removeprefix('per_backward_forced_')}: {ratios[k]:.2f}" for k in forced)
+            target += " [per-backward, " + ", ".join(named) + "]"
         lines.append(
             f"| {r['case']} | {r['summation']} | {r['median_s']['vanilla'] * 1e3:.1f} | "
             f"{e['tract_hub_exact'] * 1e3:.1f} / {e['tract_hub_per_backward'] * 1e3:.1f} / {theirs} | "
@@ -178,6 +198,13 @@ def main() -> None:
     parser.add_argument("--cases", nargs="*", default=DEFAULT_CASES, choices=[c.name for c in CASES])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--label", default="this checkout", help="names the engine measured in the output")
+    parser.add_argument(
+        "--forced",
+        nargs="*",
+        default=[],
+        choices=["float32", "float64"],
+        help="also time per-backward mode with the covariance summed in these dtypes (the GPU paths)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "first_layer", help="writes OUT.json and OUT.md")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -192,7 +219,7 @@ def main() -> None:
     results = []
     for case in CASES:
         if case.name in args.cases:
-            results.append(run_case(case, args.rounds, args.seed))
+            results.append(run_case(case, args.rounds, args.seed, args.forced))
             print(f"{case.name}: done", flush=True)
     environment["load_after"] = os.getloadavg()[0]
     table = markdown(results, environment)
