@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..errors import InvalidArgumentError
 from .geometry import LayerGeometry
 from .precision import RULE_LAM, Summation, device_summation, float32_partial_rows
 from .slicing import conv_slices, linear_slices, row_views
@@ -118,16 +119,19 @@ def _moments(x: torch.Tensor, totals: _Totals) -> tuple[float, float]:
 
 
 def summation_for(
-    x: torch.Tensor,
-    geometry: LayerGeometry,
-    *,
-    lam: float | None = None,
-    dtype: torch.dtype | None = None,
-    totals: _Totals | None = None,
+    x: torch.Tensor, geometry: LayerGeometry, *, lam: float | None = None, dtype: torch.dtype | None = None
 ) -> Summation:
-    """How ``x``'s covariance is summed (:mod:`.precision`): ``dtype`` when given, else the device's choice, else
-    (CPU) float32 when the predicted error allows partial sums of enough rows at ``lam`` (default
-    :data:`~.precision.RULE_LAM`)."""
+    """How ``x``'s covariance is summed (:mod:`.precision`): ``dtype`` when given (float32 or float64), else the
+    device's choice, else (CPU) float32 when the predicted error allows partial sums of enough rows at ``lam``
+    (default :data:`~.precision.RULE_LAM`), float64 otherwise."""
+    return _summation(x, geometry, lam, dtype, None)
+
+
+def _summation(
+    x: torch.Tensor, geometry: LayerGeometry, lam: float | None, dtype: torch.dtype | None, totals: _Totals | None
+) -> Summation:
+    if dtype not in (None, torch.float32, torch.float64):
+        raise InvalidArgumentError(f"dtype={dtype} is not a covariance summation; use torch.float32 or torch.float64")
     chosen = dtype or device_summation(x)
     if chosen == torch.float64:
         return Summation(torch.float64)
@@ -347,7 +351,7 @@ def input_covariance_with_summation(
         empty = torch.zeros(groups, features, features, dtype=torch.float64, device=x.device)
         return empty, rows, Summation(torch.float64)
     totals = None if (dtype or device_summation(x)) == torch.float64 else _Totals.of(x, geometry)
-    summation = summation_for(x, geometry, lam=lam, dtype=dtype, totals=totals)
+    summation = _summation(x, geometry, lam, dtype, totals)
     element = torch.empty((), dtype=summation.dtype).element_size()
     max_elements = max(1, (max_chunk_bytes or chunk_bytes(x.device)) // element)
     shift = _shift_of(geometry, totals) if totals is not None and summation.dtype == torch.float32 else None

@@ -49,6 +49,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import InvalidArgumentError
+
 #: CUDA compute capabilities whose float64 matrix products run at the float32 rate or better (P100, V100, A100/A30,
 #: H100/H200, B200/GB200).
 FAST_FLOAT64_CAPABILITIES = frozenset({(6, 0), (7, 0), (8, 0), (9, 0), (10, 0)})
@@ -123,7 +125,7 @@ def forced_summation(dtype: torch.dtype | None) -> Iterator[None]:
     and benchmarks run the data-center GPU path (float64) and the consumer GPU path (float32) on a CPU."""
     global _forced
     if dtype not in (None, torch.float32, torch.float64):
-        raise ValueError(f"forced_summation({dtype}) takes torch.float32, torch.float64 or None")
+        raise InvalidArgumentError(f"forced_summation({dtype}) takes torch.float32, torch.float64 or None")
     previous, _forced = _forced, dtype
     try:
         yield
