@@ -60,10 +60,11 @@ class _Shift:
     row_sum: torch.Tensor  # (groups, n) float64: the sum of the unshifted rows, same order
 
     def restore(self, shifted: torch.Tensor, rows: int) -> torch.Tensor:
-        """``x^T x = S + c s^T + s c^T - N c c^T`` for ``S`` the covariance of the shifted rows (float64)."""
-        cross = self.offset[:, :, None] * self.row_sum[:, None, :]
-        square = self.offset[:, :, None] * self.offset[:, None, :]
-        return shifted + cross + cross.transpose(1, 2) - rows * square
+        """``x^T x = S + c s^T + s c^T - N c c^T = S + c u^T + u c^T`` with ``u = s - N c / 2``, for ``S`` the
+        covariance of the shifted rows (float64, updated in place by two rank-one products)."""
+        offset, half = self.offset[:, :, None], (self.row_sum - rows / 2 * self.offset)[:, :, None]
+        shifted.baddbmm_(offset, half.transpose(1, 2))
+        return shifted.baddbmm_(half, offset.transpose(1, 2))
 
 
 @dataclass(frozen=True)
