@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.reference import conv_rows
-from tract_hub.engine import LayerGeometry, Summation, covariance, slicing
+from tract_hub.engine import LayerGeometry, Summation, covariance, row_window, slicing
 
 GEOMETRIES = {
     # name: (input shape, weight shape, conv keyword arguments)
@@ -73,7 +73,7 @@ def test_the_float32_summation_gives_the_same_covariance(name: str, partial_rows
         shift = covariance._shift_of(geometry, totals)
         max_elements = max(1, budget // 4)
         if covariance.shares_rows(geometry):
-            shifted = covariance._row_window_covariance(x.float(), geometry, summation, max_elements, shift)
+            shifted = row_window.row_window_covariance(x.float(), geometry, summation, max_elements, shift.channels)
         else:
             shifted = covariance._patch_covariance(x.float(), geometry, summation, max_elements, shift)
         actual = shift.restore(shifted, geometry.rows(x))

@@ -2,7 +2,7 @@
 
 For a convolution the rows are the unfolded patches, produced a bounded slice at a time (:mod:`.slicing`), copied
 into the summation dtype and multiplied into a running ``n x n`` sum per group; overlapping kernels share the
-products of their input rows (:func:`shares_rows`). Peak extra memory is one slice (``max_chunk_bytes``) and the
+products of their input rows (:mod:`.row_window`). Peak extra memory is one slice (``max_chunk_bytes``) and the
 sums. The dtype and, for float32, the shift and the length of the float32 partial sums follow
 :mod:`.precision`; the result is float64 either way.
 
@@ -26,7 +26,9 @@ import torch.nn.functional as F
 from ..errors import InvalidArgumentError
 from .geometry import LayerGeometry
 from .precision import RULE_LAM, Summation, device_summation, float32_partial_rows
-from .slicing import conv_slices, linear_slices, row_views
+from .row_window import row_window_covariance, shares_rows
+from .slicing import conv_slices, linear_slices
+from .sums import PartialSums, add_gram, mirrored
 
 #: Default bound on the bytes of one slice of unfolded rows, by device type. Small slices stay in the CPU's
 #: caches (measured on a 2-core Xeon: 4 MiB is as fast as 32 MiB or faster, and keeps the peak memory of a
@@ -37,13 +39,6 @@ DEFAULT_CHUNK_BYTES = 64 * 2**20
 #: Rows per float32 partial sum on accelerators (no data-dependent choice there): long enough for full-speed
 #: products, short enough that the float64 total averages most of the float32 rounding away.
 ACCELERATOR_PARTIAL_ROWS = 4096
-
-#: Input rows per matrix product in :func:`_row_window_covariance`.
-ROWS_PER_PRODUCT = 2
-
-#: From this many features on, a ``rows^T rows`` product is summed as three of its four half-size blocks and the
-#: fourth mirrored at the end (measured on a CPU at n = 768: 0.78x the time of the whole product).
-SPLIT_FEATURES = 256
 
 
 def chunk_bytes(device: torch.device) -> int:
@@ -152,64 +147,6 @@ def _summation(
     return Summation(torch.float32, partial) if partial else Summation(torch.float64)
 
 
-class _Sums:
-    """A running ``(groups, a, b)`` sum in the summation dtype whose float32 partial sums are added into a float64
-    total every ``partial_rows`` rows."""
-
-    def __init__(self, shape: tuple[int, ...], summation: Summation, device: torch.device) -> None:
-        self.partial = torch.zeros(shape, dtype=summation.dtype, device=device)
-        self.limit = summation.partial_rows if summation.dtype == torch.float32 else None
-        self.total: torch.Tensor | None = None
-        self.since = 0
-
-    def before(self, rows: int) -> None:
-        """Called before adding ``rows`` rows: flush the float32 partial sum if they would exceed its length."""
-        if self.limit is not None and self.since and self.since + rows > self.limit:
-            self._flush()
-        self.since += rows
-
-    def _flush(self) -> None:
-        if self.total is None:
-            self.total = self.partial.to(torch.float64)
-        else:
-            self.total.add_(self.partial)
-        self.partial.zero_()
-        self.since = 0
-
-    def result(self) -> torch.Tensor:
-        if self.partial.dtype == torch.float64:
-            return self.partial
-        self._flush()
-        return self.total
-
-
-def _add_gram(sums: torch.Tensor, rows: torch.Tensor) -> None:
-    """``sums[g] += rows[:, g]^T rows[:, g]``; for one group of many features only the upper half-blocks."""
-    _, groups, features = rows.shape
-    if groups > 1:
-        by_group = rows.transpose(0, 1)
-        sums.baddbmm_(by_group.transpose(1, 2), by_group)
-        return
-    a = rows[:, 0]
-    if features < SPLIT_FEATURES:
-        sums[0].addmm_(a.T, a)
-        return
-    half = features // 2
-    first, second = a[:, :half], a[:, half:]
-    sums[0, :half, :half].addmm_(first.T, first)
-    sums[0, :half, half:].addmm_(first.T, second)
-    sums[0, half:, half:].addmm_(second.T, second)
-
-
-def _mirrored(sums: torch.Tensor) -> torch.Tensor:
-    """Complete a one-group sum of the upper half-blocks (:func:`_add_gram`)."""
-    features = sums.shape[-1]
-    if sums.shape[0] == 1 and features >= SPLIT_FEATURES:
-        half = features // 2
-        sums[0, half:, :half] = sums[0, :half, half:].T
-    return sums
-
-
 def _channel_major(cov: torch.Tensor, geometry: LayerGeometry) -> torch.Tensor:
     """Reorder a ``(groups, n, n)`` covariance from features ``(*kernel, c)`` to the weight's ``(c, *kernel)``."""
     dims = len(geometry.kernel)
@@ -226,7 +163,7 @@ def _linear_covariance(
     max_rows = max(1, max_elements // features)
     if summation.partial_rows:
         max_rows = min(max_rows, summation.partial_rows)
-    sums = _Sums((1, features, features), summation, x.device)
+    sums = PartialSums((1, features, features), summation, x.device)
     buffer: torch.Tensor | None = None
     for rows in linear_slices(x, features, max_rows):
         sums.before(rows.shape[0])
@@ -240,8 +177,8 @@ def _linear_covariance(
                 block.copy_(rows)
             else:
                 torch.sub(rows, shift.channels, out=block)
-        _add_gram(sums.partial, block[:, None])
-    return _mirrored(sums.result())
+        add_gram(sums.partial, block[:, None])
+    return mirrored(sums.result())
 
 
 def _patch_covariance(
@@ -250,7 +187,7 @@ def _patch_covariance(
     groups, features = geometry.groups, geometry.features
     if summation.partial_rows:
         max_elements = min(max_elements, summation.partial_rows * groups * features)
-    sums = _Sums((groups, features, features), summation, x.device)
+    sums = PartialSums((groups, features, features), summation, x.device)
     buffer: torch.Tensor | None = None
     for view in conv_slices(x, geometry, max_elements, None if shift is None else shift.channels):
         count = view.numel() // (groups * features)
@@ -259,81 +196,8 @@ def _patch_covariance(
             buffer = torch.empty((count, groups, features), dtype=summation.dtype, device=x.device)
         rows = buffer[:count]
         rows.view(view.shape).copy_(view)
-        _add_gram(sums.partial, rows)
-    return _channel_major(_mirrored(sums.result()), geometry)
-
-
-def shares_rows(geometry: LayerGeometry) -> bool:
-    """Whether :func:`_row_window_covariance` applies and saves work: one group, kernel rows overlapping along
-    the first spatial dimension (kernel > stride) without dilation there."""
-    return (
-        geometry.kind == "conv"
-        and geometry.groups == 1
-        and geometry.dilation[0] == 1
-        and geometry.kernel[0] > geometry.stride[0]
-    )
-
-
-def _row_window_covariance(
-    x: torch.Tensor, geometry: LayerGeometry, summation: Summation, max_elements: int, shift: _Shift | None
-) -> torch.Tensor:
-    """Covariance of overlapping patches from products of input rows, each product computed once.
-
-    Split a patch into its ``k`` kernel rows along the first spatial dimension; kernel row ``i`` of the patch at
-    output row ``p`` is input row ``q = p * stride + i``, unfolded along the other dimensions (``U[q]``: ``c = C x
-    k2 x ...`` numbers per position). The covariance block of kernel rows ``(i, i + d)`` is
-    ``sum_p U[p*s + i]^T U[p*s + i + d]``, so each product ``U[q]^T U[q + d]`` is shared by every block with the
-    same ``d``. They are computed once per input row, for all ``d`` at once, by one batched matrix product over
-    strided views of ``U`` (no copy): about ``input rows / (output rows x k)`` of the work of multiplying whole
-    patches (0.29 for a 7x7 stride-2 ImageNet stem, 0.35 for a 3x3 stride-1 CIFAR stem). Rows go by pairs (rows
-    ``q, q + 1`` against ``q .. q + k``): ``(k + 1) / k`` of the multiplications in matrices twice as tall, which
-    run faster (measured on a CPU: 0.67x the time for a 3x3 stem, 0.81x for a 7x7 one). The products are summed
-    over the positions (float32 partial sums of at most ``partial_rows`` positions), the blocks over the output rows
-    in float64.
-    """
-    k, s = geometry.kernel[0], geometry.stride[0]
-    (before, after) = geometry.padding[0]
-    rows_in = x.shape[2] + before + after
-    rows_out = (rows_in - k) // s + 1
-    channels, rest_kernel = x.shape[1], math.prod(geometry.kernel[1:])
-    width = channels * rest_kernel
-    pairs = -(-rows_in // ROWS_PER_PRODUCT)
-    tall, wide = ROWS_PER_PRODUCT * width, (ROWS_PER_PRODUCT + k - 1) * width
-    padded_rows = pairs * ROWS_PER_PRODUCT + k - 1  # zero rows after the last keep every window in bounds
-    max_positions = max(1, max_elements // (padded_rows * width))
-    if summation.partial_rows:
-        max_positions = min(max_positions, summation.partial_rows)
-    sums = _Sums((pairs, tall, wide), summation, x.device)
-    row_stride = padded_rows * width
-    buffer: torch.Tensor | None = None
-    for view in row_views(x, geometry, max_positions, None if shift is None else shift.channels):
-        lead = view.shape[: view.dim() - 2 - len(geometry.kernel[1:])]
-        count = math.prod(lead)
-        sums.before(count)
-        if buffer is None or buffer.shape[0] < count:
-            buffer = torch.empty(count, padded_rows, width, dtype=summation.dtype, device=x.device)
-            buffer[:, rows_in:].zero_()  # the rows after the last stay zero; the others are overwritten
-        unfolded = buffer[:count]
-        unfolded[:, :rows_in].unflatten(0, lead).unflatten(-1, view.shape[-len(geometry.kernel) :]).copy_(view)
-        left = unfolded.as_strided((pairs, tall, count), (tall, 1, row_stride))
-        window = unfolded.as_strided((pairs, count, wide), (tall, row_stride, 1))
-        sums.partial.baddbmm_(left, window)
-    by_pair = sums.result()
-    products = torch.empty(pairs, ROWS_PER_PRODUCT, width, k * width, dtype=torch.float64, device=x.device)
-    for i in range(ROWS_PER_PRODUCT):  # row q = pair * ROWS_PER_PRODUCT + i against rows q .. q + k - 1
-        products[:, i] = by_pair[:, i * width : (i + 1) * width, i * width : (i + k) * width]
-    products = products.view(-1, width, k, width)[:rows_in]
-    # sums[i, :, d] = sum over the output rows p of products[p * s + i, :, d]: one strided sum for every (i, d)
-    rows_step = products.stride(0)
-    sums = products.as_strided((k, rows_out, width, k, width), (rows_step, s * rows_step, k * width, width, 1)).sum(1)
-    blocks = torch.empty(k, k, width, width, dtype=torch.float64, device=x.device)
-    for first in range(k):
-        upper = sums[first, :, : k - first].transpose(0, 1)  # (d, c, c'): kernel rows (first, first + d)
-        blocks[first, first:] = upper
-        blocks[first + 1 :, first] = upper[1:].transpose(1, 2)
-    # (i, i', (kernel_rest, c), (kernel_rest', c')) -> ((c, i, kernel_rest), (c', i', kernel_rest'))
-    blocks = blocks.view(k, k, rest_kernel, channels, rest_kernel, channels).permute(3, 0, 2, 5, 1, 4)
-    return blocks.reshape(1, geometry.features, geometry.features)
+        add_gram(sums.partial, rows)
+    return _channel_major(mirrored(sums.result()), geometry)
 
 
 def input_covariance_with_summation(
@@ -359,7 +223,8 @@ def input_covariance_with_summation(
     if geometry.kind == "linear":
         cov = _linear_covariance(x, geometry.features, summation, max_elements, shift)
     elif shares_rows(geometry):
-        cov = _row_window_covariance(x, geometry, summation, max_elements, shift)
+        channels = None if shift is None else shift.channels
+        cov = row_window_covariance(x, geometry, summation, max_elements, channels)
     else:
         cov = _patch_covariance(x, geometry, summation, max_elements, shift)
     return (shift.restore(cov, rows) if shift is not None else cov), rows, summation
@@ -390,3 +255,14 @@ def input_covariance(
     """
     cov, rows, _ = input_covariance_with_summation(x, geometry, dtype=dtype, lam=lam, max_chunk_bytes=max_chunk_bytes)
     return cov, rows
+
+
+__all__ = [
+    "ACCELERATOR_PARTIAL_ROWS",
+    "CHUNK_BYTES",
+    "chunk_bytes",
+    "input_covariance",
+    "input_covariance_with_summation",
+    "shares_rows",
+    "summation_for",
+]
