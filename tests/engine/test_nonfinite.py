@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import tract_hub
+from tract_hub.engine import forced_summation
 
 
 def _patched(exact: bool = False) -> torch.nn.Module:
@@ -62,17 +63,15 @@ LAYERS = {
 @pytest.mark.parametrize("exact", [False, True], ids=["per-backward", "exact"])
 @pytest.mark.parametrize("micro_batches", [1, 2])
 def test_finite_input_gives_a_finite_gradient_in_every_precision_path(
-    layer: str, summed_in: torch.dtype, exact: bool, micro_batches: int, monkeypatch: pytest.MonkeyPatch
+    layer: str, summed_in: torch.dtype, exact: bool, micro_batches: int
 ) -> None:
     """DESIGN decision 5 at lam 1e-3 on raw pixels, the covariance summed in each dtype the engine may choose
     (forced here: float32 is the consumer-GPU path). Where the float32 sum makes the factorization fail, the
     solve's rescue gives a finite gradient in both modes."""
-    from tract_hub.engine import covariance
-
-    monkeypatch.setattr(covariance, "covariance_dtype", lambda x: summed_in)
     torch.manual_seed(0)
     model = torch.nn.Sequential(LAYERS[layer](), torch.nn.Flatten())
     tract_hub.patch(model, 1e-3, target="0", exact=exact)
-    for x in bright_pixels().chunk(micro_batches):
-        model(x).square().mean().backward()
+    with forced_summation(summed_in):
+        for x in bright_pixels().chunk(micro_batches):
+            model(x).square().mean().backward()
     assert torch.isfinite(model[0].weight.grad).all()

@@ -100,14 +100,14 @@ class Accumulation:
     def add_local(self, cov: torch.Tensor, rows: int | torch.Tensor, when: torch.Tensor | None = None) -> None:
         """Add this rank's covariance and row count of one layer call (``when``: a 0-d bool decided on the device,
         e.g. whether the call's rows still need counting; ``None``: always)."""
-        self.note_precision(cov.dtype)
         if when is not None:
             cov, rows = torch.where(when, cov, 0), torch.where(when, rows, 0)
         self.pending_cov += cov
         self.pending_rows += rows
 
     def note_precision(self, dtype: torch.dtype) -> None:
-        """Record that a covariance added here was summed in ``dtype``."""
+        """Record that a covariance added here was summed in ``dtype`` (float32 sums carry float32 rounding in a
+        float64 tensor; the solve's rescue is sized by it)."""
         self.summed_in = _least_precise(self.summed_in, dtype)
 
     def take_pending(self) -> torch.Tensor:

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .. import _torch_internals as internals
-from ..engine import Accumulation, LayerGeometry, full_precision, input_covariance
+from ..engine import Accumulation, LayerGeometry, full_precision, input_covariance_with_summation
 from ..engine.solve import factorize, regularized, solve_with_factor
 from .device_flags import DeviceFlag
 from .distributed import accumulated_gradient, distributed, reduction_for, world_size
@@ -60,15 +60,14 @@ def reduced_size(geometry: LayerGeometry) -> int:
 
 
 def call_covariance(
-    x: torch.Tensor, geometry: LayerGeometry, row_mask: torch.Tensor | None
-) -> tuple[torch.Tensor, int | torch.Tensor]:
-    """``x^T x`` per group and the row count of one layer call; rows the model marks invalid (``row_mask`` false,
-    one entry per row of a Linear layer) are left out of both."""
-    if row_mask is None:
-        return input_covariance(x, geometry)
-    keep = row_mask.reshape(-1, 1).to(x.dtype)
-    cov, _ = input_covariance(x.reshape(-1, geometry.features) * keep, geometry)
-    return cov, row_mask.sum()
+    x: torch.Tensor, geometry: LayerGeometry, row_mask: torch.Tensor | None, lam: float
+) -> tuple[torch.Tensor, int | torch.Tensor, torch.dtype]:
+    """``x^T x`` per group (float64), the row count and the dtype it was summed in, for one layer call; rows the
+    model marks invalid (``row_mask`` false, one entry per row of a Linear layer) are left out of all of them."""
+    if row_mask is not None:
+        x = x.reshape(-1, geometry.features) * row_mask.reshape(-1, 1).to(x.dtype)
+    cov, rows, summation = input_covariance_with_summation(x, geometry, lam=lam)
+    return cov, rows if row_mask is None else row_mask.sum(), summation.dtype
 
 
 def _as_row_count(rows: int | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -125,12 +124,12 @@ class GradientState:
                 self._warn_unreduced(layer)
             if reduction.groups:
                 with full_precision(x.device):
-                    cov, rows = call_covariance(x, geometry, row_mask)
-                own = torch.cat([cov.flatten().to(torch.float64), _as_row_count(rows, reduced)])
+                    cov, rows, summed_in = call_covariance(x, geometry, row_mask, layer.lam)
+                own = torch.cat([cov.flatten(), _as_row_count(rows, reduced)])
                 pending = self.accumulation.take_pending() if self._fits(weight) else torch.zeros_like(own)
                 reduced = torch.cat([own, pending])
                 reduction.all_reduce(reduced)
-                code = _REDUCED_CODES[cov.dtype]
+                code = _REDUCED_CODES[summed_in]
         token = torch.tensor([next(_FORWARD_IDS), code], dtype=torch.int64)
         return weight.clone(), token, reduced
 
@@ -162,11 +161,13 @@ class GradientState:
         acc = self.accumulation
         with full_precision(x.device):
             # everything that may fail (out of memory) before the sums change: a failed call leaves them as they were
-            local = None if code else call_covariance(x, geometry, row_mask)
+            local = None if code else call_covariance(x, geometry, row_mask, layer.lam)
             acc.add_gradient(grad)
             again = self.forwards.count(forward_id, acc.generation)
             if local is not None:
-                acc.add_local(*local, again)
+                cov, rows, summed_in = local
+                acc.note_precision(summed_in)
+                acc.add_local(cov, rows, again)
             else:
                 own, pending = reduced.chunk(2)
                 acc.note_precision(_REDUCED_DTYPES[code])
@@ -196,8 +197,8 @@ class GradientState:
         geometry: LayerGeometry,
     ) -> torch.Tensor:
         with full_precision(x.device):
-            cov, rows = call_covariance(x, geometry, row_mask)
-            self.factor = factorize(regularized(cov, rows, layer.lam), cov.dtype)
+            cov, rows, summed_in = call_covariance(x, geometry, row_mask, layer.lam)
+            self.factor = factorize(regularized(cov, rows, layer.lam), summed_in)
             return solve_with_factor(grad, self.factor)
 
     def _begin_backward(self, layer: TrActForward, grad: torch.Tensor, geometry: LayerGeometry) -> None:
