@@ -40,9 +40,7 @@ def tract_gradient(
     if rows == 0:
         return grad
     with full_precision(x.device):
-        cov, rows, summation = input_covariance_with_summation(
-            x, geometry, lam=lam, max_chunk_bytes=max_chunk_bytes
-        )
+        cov, rows, summation = input_covariance_with_summation(x, geometry, lam=lam, max_chunk_bytes=max_chunk_bytes)
         return solve_with_covariance(grad, cov, rows, lam, summed_in=summation.dtype)
 
 

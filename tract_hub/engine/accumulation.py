@@ -15,7 +15,7 @@ Example:
     >>> import torch
     >>> from tract_hub.engine import solve_with_covariance
     >>> x1, x2, g1, g2 = torch.randn(6, 3), torch.randn(4, 3), torch.randn(2, 3), torch.randn(2, 3)
-    >>> acc = Accumulation.empty(g1, groups=1)
+    >>> acc = Accumulation.empty(g1, groups=1)  # one process: no part kept apart for the ranks
     >>> acc.add_gradient(g1); acc.add_local((x1.T @ x1)[None], 6); first, _ = acc.increment(0.1)
     >>> acc.add_gradient(g2); acc.add_local((x2.T @ x2)[None], 4); second, _ = acc.increment(0.1)
     >>> x = torch.cat([x1, x2])
@@ -49,7 +49,8 @@ class Accumulation:
         raw: sum of the ordinary gradients ``G`` of the weight the layer used (float32, float64 for float64).
         cov: ``(groups, n, n)`` float64 covariance summed over rows, micro-batches and (once reduced) ranks.
         rows: 0-d float64 count of the rows in ``cov``.
-        pending_cov, pending_rows: this rank's part not yet summed over the ranks.
+        pending_cov, pending_rows: this rank's part not yet summed over the ranks (``None`` on one process, where
+            every covariance goes straight into ``cov``).
         handed_out: the TrAct gradient handed out so far, ``solve(raw, cov + pending_cov, rows + pending_rows)``.
         generation: 0-d int64, incremented at every clear (on the device when the clear is decided there).
         summed_in: the least precise dtype any covariance added since the last clear was summed in (it sizes the
@@ -59,8 +60,8 @@ class Accumulation:
     raw: torch.Tensor
     cov: torch.Tensor
     rows: torch.Tensor
-    pending_cov: torch.Tensor
-    pending_rows: torch.Tensor
+    pending_cov: torch.Tensor | None
+    pending_rows: torch.Tensor | None
     handed_out: torch.Tensor
     generation: torch.Tensor
     summed_in: torch.dtype = torch.float64
@@ -68,17 +69,20 @@ class Accumulation:
     sum_dtype = staticmethod(_sum_dtype)
 
     @classmethod
-    def empty(cls, grad: torch.Tensor, groups: int) -> Accumulation:
-        """Zeros for a layer whose weight gradient is shaped like ``grad`` with ``groups`` groups."""
+    def empty(cls, grad: torch.Tensor, groups: int, *, ranks: bool = False) -> Accumulation:
+        """Zeros for a layer whose weight gradient is shaped like ``grad`` with ``groups`` groups; ``ranks``: keep
+        this rank's part apart until it is summed over the ranks."""
         n = grad[0].numel()
         zeros = torch.zeros(groups, n, n, dtype=torch.float64, device=grad.device)
         scalar = torch.zeros((), dtype=torch.float64, device=grad.device)
         raw = torch.zeros(grad.shape, dtype=_sum_dtype(grad.dtype), device=grad.device)
         generation = torch.zeros((), dtype=torch.int64, device=grad.device)
-        return cls(raw, zeros, scalar, zeros.clone(), scalar.clone(), raw.clone(), generation)
+        pending = (zeros.clone(), scalar.clone()) if ranks else (None, None)
+        return cls(raw, zeros, scalar, *pending, raw.clone(), generation)
 
     def _sums(self) -> tuple[torch.Tensor, ...]:
-        return (self.raw, self.cov, self.rows, self.pending_cov, self.pending_rows, self.handed_out)
+        sums = (self.raw, self.cov, self.rows, self.pending_cov, self.pending_rows, self.handed_out)
+        return tuple(tensor for tensor in sums if tensor is not None)
 
     def clear(self) -> None:
         """Start over (the caller saw the gradient cleared): zero the sums in place, next generation."""
@@ -102,8 +106,12 @@ class Accumulation:
         e.g. whether the call's rows still need counting; ``None``: always)."""
         if when is not None:
             cov, rows = torch.where(when, cov, 0), torch.where(when, rows, 0)
-        self.pending_cov += cov
-        self.pending_rows += rows
+        if self.pending_cov is None:
+            self.cov += cov
+            self.rows += rows
+        else:
+            self.pending_cov += cov
+            self.pending_rows += rows
 
     def note_precision(self, dtype: torch.dtype) -> None:
         """Record that a covariance added here was summed in ``dtype`` (float32 sums carry float32 rounding in a
@@ -113,6 +121,8 @@ class Accumulation:
     def take_pending(self) -> torch.Tensor:
         """This rank's not yet reduced part as one flat float64 buffer (covariance, then the row count), zeroing it
         here: the caller sums it over the ranks and hands it back to :meth:`add_reduced`."""
+        if self.pending_cov is None:  # kept on one process so far: nothing of it is this rank's alone
+            return torch.zeros(self.cov.numel() + 1, dtype=torch.float64, device=self.cov.device)
         buffer = torch.cat([self.pending_cov.flatten(), self.pending_rows.reshape(1)])
         self.pending_cov.zero_()
         self.pending_rows.zero_()
@@ -128,7 +138,10 @@ class Accumulation:
 
     def factor(self, lam: float) -> torch.Tensor:
         """Cholesky factor of ``cov / rows + lam * I`` over everything accumulated (pending part included)."""
-        matrix = regularized(self.cov + self.pending_cov, self.rows + self.pending_rows, lam)
+        if self.pending_cov is None:
+            matrix = regularized(self.cov, self.rows, lam)
+        else:
+            matrix = regularized(self.cov + self.pending_cov, self.rows + self.pending_rows, lam)
         return factorize(matrix, self.summed_in)
 
     def increment(self, lam: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -140,6 +140,7 @@ class GradientState:
             and acc.raw.shape == grad.shape
             and acc.raw.device == grad.device
             and acc.raw.dtype == Accumulation.sum_dtype(grad.dtype)
+            and (acc.pending_cov is not None) == distributed()
         )
 
     # -- backward -----------------------------------------------------------------------------------------------
@@ -214,7 +215,7 @@ class GradientState:
             self.left = total if left is None else left + total if left.shape == total.shape else None
             self.pass_total = None
         if not self._fits(grad):
-            self.accumulation = Accumulation.empty(grad, geometry.groups)
+            self.accumulation = Accumulation.empty(grad, geometry.groups, ranks=distributed())
         current = accumulated_gradient(layer.module)
         left = self.left
         if current is None or left is None or current.shape != left.shape or current.dtype != left.dtype:
