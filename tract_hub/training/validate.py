@@ -36,6 +36,7 @@ from ..artifacts.checkpoint.weights import load_strict, read_weights
 from ..artifacts.metadata import read_metadata
 from ..artifacts.run_dir import RunDirectory
 from ..artifacts.schema import from_data, set_path
+from ..artifacts.datasets import DATASETS
 from ..artifacts.task import DETECTION, Task, task_of
 from ..errors import DataError, InvalidArgumentError, RecipeError
 from . import checkpoint as run_checkpoint
@@ -162,7 +163,8 @@ def _data_of_checkpoint(config: dict[str, Any], recipe: dict[str, Any], dataset:
     if pretrained_cfg.get("mean") and pretrained_cfg.get("std"):
         section["mean"], section["std"] = list(pretrained_cfg["mean"]), list(pretrained_cfg["std"])
     input_size = pretrained_cfg.get("input_size")
-    if isinstance(input_size, list | tuple) and section["dataset"] != "digits":
+    info = DATASETS.get(section["dataset"])
+    if isinstance(input_size, list | tuple) and (info is None or info.transforms):
         section["image_size"] = int(input_size[-1])
     if isinstance(pretrained_cfg.get("crop_pct"), float):
         section["eval_crop_pct"] = pretrained_cfg["crop_pct"]
@@ -199,7 +201,7 @@ def _from_checkpoint(source: str, dataset: str | None, overrides: list[str], **h
 def _validation_set(config: DataConfig) -> tuple[Any, int, Any]:
     """The validation set, its number of classes and collate function. A folder data set reads only its
     validation split (a large training folder is not scanned)."""
-    if config.dataset in ("imagenet", "image_folder"):
+    if config.info.loader == "image_folder":
         config = DataConfig(**{**config.__dict__, "train_split": config.val_split})
     splits = build_datasets(config)
     return splits.val, splits.num_classes, splits.collate
