@@ -1,13 +1,15 @@
-"""The import graph of tract_hub: no cycles, and every import points down the layers.
+"""The import graph of tract_hub: no cycles, and every import points down the floors.
 
 Read from the source with ``ast`` (no import is executed), counting every ``import`` statement, also those inside
-functions: a deferred import is still a dependency. The layers, lowest first; a module may import its own
-package and the packages of lower layers only (so two packages of one layer never import each other)::
+functions: a deferred import is still a dependency. The floors, lowest first; a module may import its own
+package and the packages of lower floors only (so two packages of one floor never import each other)::
 
-    errors, _version < engine < patching < registry < models < _api, _timm_registration < artifacts < training, hub
-    < demo < cli
+    errors, _version < engine, artifacts < core < patching < registry < models < _api, _timm_registration
+    < pretrained < training, hub < demo < cli, __init__ < __main__
 
-``tract_hub`` itself (the root ``__init__``, the public facade) counts as the top layer: library code imports
+``artifacts`` (the file formats) shares the ground floor with ``engine`` (the math): each needs only the
+exceptions, and the formats import no model library either (:func:`test_the_file_formats_know_no_model`).
+``tract_hub`` itself (the root ``__init__``, the public facade) counts as a top floor: library code imports
 the module it needs, never the facade.
 """
 
@@ -23,17 +25,17 @@ import tract_hub
 
 ROOT = Path(tract_hub.__file__).parent
 
-#: Packages (and top-level modules) of tract_hub, by layer, lowest first.
+#: Packages (and top-level modules) of tract_hub, by floor, lowest first, each with its one concern.
 LAYERS: list[set[str]] = [
-    {"errors", "_version"},
-    {"engine"},
-    {"core"},
-    {"patching"},
-    {"registry"},
-    {"models"},
-    {"_api", "_timm_registration"},
-    {"artifacts"},
-    {"training", "hub"},
+    {"errors", "_version"},  # the project's exception types
+    {"engine", "artifacts"},  # the math on tensors | the file formats (run directory, metadata, weights, ...)
+    {"core"},  # what patching and the registry share: the layer-op table, handles
+    {"patching"},  # install / remove TrAct on one module
+    {"registry"},  # which module is a model's first layer
+    {"models"},  # architectures by name; the paper's models, registered in timm
+    {"_api", "_timm_registration"},  # patch = registry + patching
+    {"pretrained"},  # a model from / to a Hub-format checkpoint (build, fetch, heads, strict load, write)
+    {"training", "hub"},  # recipes and the trainer | save / push / pull and model cards
     {"demo"},
     {"cli", "__init__"},
     {"__main__"},
@@ -73,16 +75,23 @@ def _imported(module: str, node: ast.AST) -> Iterator[str]:
             yield f"{prefix}.{alias.name}" if f"{prefix}.{alias.name}" in MODULES else prefix
 
 
+def _all_imported(module: str) -> Iterator[str]:
+    """Every name ``module`` imports, anywhere in its source, absolute (relative imports resolved)."""
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        yield from _imported(module, node)
+
+
 def imports_of(module: str) -> set[str]:
     """The tract_hub modules that ``module`` imports (anywhere in its source)."""
-    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
-    found = set()
-    for node in ast.walk(tree):
-        for name in _imported(module, node):
-            if name == "tract_hub" or name.startswith("tract_hub."):
-                found.add(_resolve(name))
+    found = {_resolve(name) for name in _all_imported(module) if name == "tract_hub" or name.startswith("tract_hub.")}
     found.discard(module)
     return found
+
+
+def third_party_imports_of(module: str) -> set[str]:
+    """The top-level packages outside tract_hub that ``module`` imports (anywhere in its source)."""
+    return {name.split(".")[0] for name in _all_imported(module) if name.split(".")[0] != "tract_hub"}
 
 
 GRAPH = {module: imports_of(module) for module in MODULES}
@@ -149,9 +158,25 @@ def test_imports_point_down_the_layers(module: str) -> None:
     assert not upward, f"{module} ({own}) imports {upward}, which are not in lower layers (see LAYERS)"
 
 
+#: What the file formats may not know: the project's model code, and the libraries that build or fetch models.
+MODEL_PACKAGES = {"core", "patching", "registry", "models", "_api", "_timm_registration", "pretrained"}
+MODEL_LIBRARIES = {"timm", "torchvision", "huggingface_hub"}
+
+
+@pytest.mark.parametrize("module", sorted(name for name in MODULES if package_of(name) == "artifacts"))
+def test_the_file_formats_know_no_model(module: str) -> None:
+    project = sorted(target for target in GRAPH[module] if package_of(target) in MODEL_PACKAGES)
+    libraries = sorted(third_party_imports_of(module) & MODEL_LIBRARIES)
+    assert not project and not libraries, (
+        f"{module} is a file format but imports {project + libraries}: building, patching or fetching models "
+        "belongs in tract_hub.pretrained (or higher)"
+    )
+
+
 def test_the_checker_sees_relative_and_deferred_imports() -> None:
     # modeling imports the registry and the checkpoint reader at the top (relative), cli.train the training
-    # package inside a function, cli.demo the demo inside a function
+    # package inside a function, cli.demo the demo inside a function; write imports timm inside a function
     assert {"registry", "artifacts"} <= {package_of(name) for name in GRAPH["tract_hub.training.modeling"]}
+    assert {"timm", "torch"} <= third_party_imports_of("tract_hub.pretrained.write")
     assert "tract_hub.training" in GRAPH["tract_hub.cli.train"] and "tract_hub.demo" in GRAPH["tract_hub.cli.demo"]
     assert strongly_connected({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]

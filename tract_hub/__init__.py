@@ -62,7 +62,7 @@ _LAZY = {
 
 #: Subpackages reachable as attributes (``tract_hub.training.train``) without importing them first.
 _SUBPACKAGES = frozenset(
-    {"artifacts", "cli", "core", "demo", "engine", "hub", "models", "patching", "registry", "training"}
+    {"artifacts", "cli", "core", "demo", "engine", "hub", "models", "patching", "pretrained", "registry", "training"}
 )
 
 _timm_registration.register_when_timm_is_imported()

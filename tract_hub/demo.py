@@ -29,12 +29,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from .artifacts.checkpoint import from_pretrained
 from .artifacts.curves import plot_paired_curves
 from .artifacts.metadata import TrActMetadata
 from .artifacts.run_dir import RunDirectory
 from .errors import InvalidArgumentError, TrActStateError
 from .hub import save_pretrained
+from .pretrained import from_pretrained
 from .training.data import build_datasets
 from .training.demo_recipe import demo_recipe
 from .training.loop import TrainResult, plural, train

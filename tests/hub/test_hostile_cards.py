@@ -16,11 +16,11 @@ from hub_helpers import write_run
 
 import tract_hub
 from tract_hub.artifacts import TrActMetadata
-from tract_hub.artifacts.checkpoint.spec import ArchitectureSpec
 from tract_hub.hub import parse_front_matter, render_card, write_run_card
 from tract_hub.hub.card import CardInfo
 from tract_hub.hub.markdown import code, fenced, is_repo_id, text
 from tract_hub.models import create_model
+from tract_hub.pretrained.spec import ArchitectureSpec
 
 markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py is a dev dependency (pip install -e .[dev])")
 

@@ -16,10 +16,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import tract_hub
-from tract_hub.artifacts.checkpoint import read as checkpoint_read
 from tract_hub.artifacts.files import sha256_file
 from tract_hub.artifacts.metadata import METADATA_KEY
 from tract_hub.errors import CheckpointIntegrityError, InvalidArgumentError
+from tract_hub.pretrained import load as checkpoint_load
 
 
 def _config(path: Path) -> dict:
@@ -75,7 +75,7 @@ def no_real_build(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the real model was built before the refusal")
 
-    monkeypatch.setattr(checkpoint_read, "build", refuse)
+    monkeypatch.setattr(checkpoint_load, "build", refuse)
 
 
 # (case, damage, the fragment of the refusal)

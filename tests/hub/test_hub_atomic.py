@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import tract_hub
-from tract_hub.artifacts.checkpoint import write as write_module
 from tract_hub.errors import HubError, InvalidArgumentError
 from tract_hub.models import create_model
+from tract_hub.pretrained import write as write_module
 
 
 def _model(num_classes: int = 3) -> torch.nn.Module:

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import tract_hub
-from tract_hub.artifacts.checkpoint.heads import head_num_classes, replace_head
 from tract_hub.errors import InvalidArgumentError
+from tract_hub.pretrained.heads import head_num_classes, replace_head
 
 # (case, keyword arguments, message fragment)
 BAD_OPTIONS = [

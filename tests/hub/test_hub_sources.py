@@ -11,8 +11,8 @@ from hub_helpers import http_error
 from huggingface_hub import errors as hf
 
 import tract_hub
-from tract_hub.artifacts.checkpoint.fetch import CheckpointSource, parse_source
 from tract_hub.errors import CheckpointIntegrityError, HubError, InvalidArgumentError
+from tract_hub.pretrained.fetch import CheckpointSource, parse_source
 
 # (source, revision, expected)
 PARSED = [

@@ -31,7 +31,7 @@ import torch
 from safetensors import SafetensorError
 
 from tract_hub.artifacts import rotation
-from tract_hub.artifacts.checkpoint import weights as weights_module
+from tract_hub.artifacts import weights as weights_module
 from tract_hub.errors import DiskFullError
 from tract_hub.training import checkpoint
 

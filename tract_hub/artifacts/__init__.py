@@ -1,11 +1,14 @@
-"""What training writes and the hub reads (and the reverse): the files tract_hub produces, typed and versioned.
+"""The project's file formats: what training writes and the hub reads (and the reverse), typed and versioned.
 
-Neither :mod:`tract_hub.training` nor :mod:`tract_hub.hub` owns these formats; both import them from here and
-not from each other:
+These modules know files, not models: none imports an architecture, patching, the registry, ``timm``,
+``torchvision`` or ``huggingface_hub`` (``tests/test_layering.py`` holds it). Building a model from a
+checkpoint, or a checkpoint from a model, is :mod:`tract_hub.pretrained`'s. Neither :mod:`tract_hub.training`
+nor :mod:`tract_hub.hub` owns these formats; both import them from here and not from each other:
 
 * ``run_dir``: a run directory (:class:`RunDirectory` writes and reads it; :class:`RunSummary` is its summary);
 * ``metadata``: TrAct's block in a checkpoint's ``config.json`` (:class:`TrActMetadata`);
-* ``checkpoint``: a Hub-format checkpoint directory (written by the hub, read by the hub and by fine-tuning);
+* ``checkpoint_files``: the files of a Hub-format checkpoint directory and the reader of its ``config.json``;
+  ``weights``: the safetensors weights file (of run checkpoints and Hub checkpoints alike);
 * ``task``: classification or detection, and the main metric that follows;
 * ``curves``: training curves of metrics rows; ``files``: atomic writes, JSON, sha256; ``rotation``: replacing a
   directory so that no sequence of kills loses its newest complete version; ``reading``: reading files that

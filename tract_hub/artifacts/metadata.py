@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import platform
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -168,22 +167,3 @@ def read_metadata(config: dict[str, Any]) -> TrActMetadata | None:
     """The ``"tract_hub"`` block of a ``config.json`` (None for a plain timm checkpoint); refuses malformed blocks."""
     block = config.get(METADATA_KEY)
     return None if block is None else TrActMetadata.from_json(block)
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of tract_hub, python and the libraries a checkpoint depends on."""
-    import huggingface_hub
-    import safetensors
-    import timm
-    import torch
-    import torchvision
-
-    return {
-        "huggingface_hub": huggingface_hub.__version__,
-        "python": platform.python_version(),
-        "safetensors": safetensors.__version__,
-        "timm": timm.__version__,
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "tract_hub": __version__,
-    }

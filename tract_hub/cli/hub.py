@@ -100,7 +100,7 @@ def _pull(args: argparse.Namespace) -> int:
 
 
 def _card(args: argparse.Namespace) -> int:
-    from ..artifacts.checkpoint import CARD_NAME
+    from ..artifacts.checkpoint_files import CARD_NAME
     from ..hub import write_run_card
 
     if args.output:

@@ -3,8 +3,9 @@
 A checkpoint directory holds ``model.safetensors``, ``config.json`` (exactly what timm writes, plus one extra
 top-level key ``"tract_hub"`` with TrAct's metadata) and ``README.md`` (the model card). Plain
 ``timm.create_model("hf-hub:org/name", pretrained=True)`` loads timm architectures without this library. The
-format itself (reading, writing, verifying) lives in :mod:`tract_hub.artifacts.checkpoint`, which training
-reads too; this package adds the cards, the upload and the export of run directories.
+files are formats of :mod:`tract_hub.artifacts`; building a model from them and writing them from a model is
+:mod:`tract_hub.pretrained`'s, which training uses too; this package adds the cards, the upload and the export of
+run directories.
 
 Example:
     >>> import tempfile, torch, tract_hub
@@ -17,7 +18,7 @@ Example:
     True
 """
 
-from ..artifacts.checkpoint import CheckpointSource, from_pretrained, parse_source
+from ..pretrained import CheckpointSource, from_pretrained, parse_source
 from .card import CardInfo, RunResults, parse_front_matter, render_card
 from .export import save_run, write_run_card
 from .pull import pull

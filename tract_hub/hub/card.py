@@ -12,7 +12,7 @@ front matter names a data set or base model only when it is a valid Hub reposito
 
 Example:
     >>> from tract_hub.artifacts import TrActMetadata
-    >>> from tract_hub.artifacts.checkpoint.spec import ArchitectureSpec
+    >>> from tract_hub.pretrained.spec import ArchitectureSpec
     >>> metadata = TrActMetadata(lam=0.1, first_layers=("conv1",))
     >>> info = CardInfo(name="demo", spec=ArchitectureSpec("timm", "resnet18"), metadata=metadata)
     >>> render_card(info).splitlines()[:2]
@@ -31,11 +31,11 @@ from typing import Any
 
 import yaml
 
-from ..artifacts.checkpoint.spec import ArchitectureSpec
 from ..artifacts.metadata import TrActMetadata, read_metadata
 from ..artifacts.reading import parse_yaml
 from ..artifacts.task import Task, task_of
 from ..errors import HubError, InvalidArgumentError
+from ..pretrained.spec import ArchitectureSpec
 from .card_data import card_data, hub_dataset
 from .markdown import code, fenced, is_repo_id, repo_link, text, word
 

@@ -14,7 +14,7 @@
   records (what ``evaluate``'s accuracy returns); the card's text shows them in percent.
 
 Example:
-    >>> from tract_hub.artifacts.checkpoint.spec import ArchitectureSpec
+    >>> from tract_hub.pretrained.spec import ArchitectureSpec
     >>> library_name(ArchitectureSpec("torchvision", "resnet18")), hub_dataset("cifar100")
     ('tract-hub', 'uoft-cs/cifar100')
 """
@@ -26,9 +26,9 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
-from ..artifacts.checkpoint.spec import ArchitectureSpec
 from ..artifacts.datasets import hub_dataset
 from ..artifacts.task import Task
+from ..pretrained.spec import ArchitectureSpec
 
 
 def library_name(spec: ArchitectureSpec) -> str:

@@ -15,15 +15,14 @@ import logging
 import os
 from pathlib import Path
 
-from ..artifacts.checkpoint import CARD_NAME, CURVES_NAME, write_checkpoint
-from ..artifacts.checkpoint.read import build_and_load
-from ..artifacts.checkpoint.spec import ArchitectureSpec
+from ..artifacts.checkpoint_files import CARD_NAME, CURVES_NAME
 from ..artifacts.curves import Curve, plot_curves
 from ..artifacts.files import atomic_directory
 from ..artifacts.metadata import TrActMetadata
 from ..artifacts.run_dir import Run, RunDirectory
 from ..errors import InvalidArgumentError
 from ..models import resolve_architecture
+from ..pretrained import ArchitectureSpec, build_and_load, write_checkpoint
 from .card import CardInfo, RunResults, base_model_from_recipe, render_card
 
 logger = logging.getLogger(__name__)

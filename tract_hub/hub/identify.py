@@ -16,12 +16,12 @@ from typing import Any
 
 from torch import nn
 
-from ..artifacts.checkpoint.heads import find_torchvision_head, head_num_classes, is_timm_model
-from ..artifacts.checkpoint.spec import FORBIDDEN_MODEL_ARGS, ArchitectureSpec, expected_shapes
-from ..artifacts.checkpoint.weights import shapes_of
 from ..artifacts.files import json_safe
+from ..artifacts.weights import shapes_of
 from ..errors import InvalidArgumentError
 from ..models import known_architectures, resolve_architecture
+from ..pretrained.heads import find_torchvision_head, head_num_classes, is_timm_model
+from ..pretrained.spec import FORBIDDEN_MODEL_ARGS, ArchitectureSpec, expected_shapes
 
 logger = logging.getLogger(__name__)
 

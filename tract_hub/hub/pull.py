@@ -15,9 +15,9 @@ import os
 import shutil
 from pathlib import Path
 
-from ..artifacts.checkpoint import CARD_NAME, CONFIG_NAME, CURVES_NAME, WEIGHTS_NAME, fetch_file, parse_source
-from ..artifacts.checkpoint.read import load_checkpoint
+from ..artifacts.checkpoint_files import CARD_NAME, CONFIG_NAME, CURVES_NAME, WEIGHTS_NAME
 from ..artifacts.files import atomic_directory
+from ..pretrained import fetch_file, load_checkpoint, parse_source
 
 logger = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from typing import Any
 from torch import nn
 
 from .._version import __version__
-from ..artifacts.checkpoint import CARD_NAME, CONFIG_NAME
+from ..artifacts.checkpoint_files import CARD_NAME, CONFIG_NAME
 from ..artifacts.run_dir import RunDirectory
 from ..errors import HubError, InvalidArgumentError
 from .export import save_run

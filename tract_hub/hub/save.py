@@ -19,10 +19,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..artifacts.checkpoint import CARD_NAME, WEIGHTS_NAME, write_checkpoint
+from ..artifacts.checkpoint_files import CARD_NAME, WEIGHTS_NAME
 from ..artifacts.files import atomic_directory
 from ..artifacts.metadata import TrActMetadata
 from ..errors import InvalidArgumentError
+from ..pretrained import write_checkpoint
 from .card import checkpoint_card
 from .identify import describe_model
 

@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..artifacts.checkpoint.weights import read_weights, save_state_dict
 from ..artifacts.files import atomic_directory
 from ..artifacts.reading import confined_file
 from ..artifacts.rotation import new_copy, previous_copy
 from ..artifacts.run_dir import EMA_WEIGHTS_FILE, TRAINING_STATE_FILE, WEIGHTS_FILE
+from ..artifacts.weights import read_weights, save_state_dict
 from ..errors import CheckpointIntegrityError
 
 logger = logging.getLogger(__name__)

@@ -23,13 +23,14 @@ from typing import Any
 from torch import nn
 
 from .._api import patch
-from ..artifacts.checkpoint import CONFIG_NAME, from_pretrained, read_config
-from ..artifacts.checkpoint.weights import load_strict, read_weights
+from ..artifacts.checkpoint_files import CONFIG_NAME, read_config
 from ..artifacts.run_dir import RunDirectory
 from ..artifacts.task import DETECTION
+from ..artifacts.weights import load_strict, read_weights
 from ..errors import HubError, RecipeError, TrActError
 from ..models import create_model, resolve_architecture
 from ..patching import patched_layers
+from ..pretrained import from_pretrained
 from ..registry import locate
 from . import detector
 from .input_norm import apply_input_norm

@@ -30,15 +30,16 @@ from typing import Any
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..artifacts.checkpoint import CONFIG_NAME, WEIGHTS_NAME, fetch_file, load_checkpoint, parse_source
-from ..artifacts.checkpoint.heads import head_num_classes
-from ..artifacts.checkpoint.weights import load_strict, read_weights
+from ..artifacts.checkpoint_files import CONFIG_NAME, WEIGHTS_NAME
 from ..artifacts.metadata import read_metadata
 from ..artifacts.run_dir import RunDirectory
 from ..artifacts.schema import from_data, set_path
 from ..artifacts.datasets import DATASETS
 from ..artifacts.task import DETECTION, Task, task_of
+from ..artifacts.weights import load_strict, read_weights
 from ..errors import DataError, InvalidArgumentError, RecipeError
+from ..pretrained import fetch_file, load_checkpoint, parse_source
+from ..pretrained.heads import head_num_classes
 from . import checkpoint as run_checkpoint
 from .data import build_datasets
 from .distributed import all_reduce_sum, setup_distributed, teardown_distributed

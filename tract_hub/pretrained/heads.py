@@ -6,7 +6,7 @@ interface, so each classification family's head attribute is listed here; the he
 
 Example:
     >>> import torchvision
-    >>> from tract_hub.artifacts.checkpoint.heads import head_num_classes, replace_head
+    >>> from tract_hub.pretrained.heads import head_num_classes, replace_head
     >>> model = torchvision.models.resnet18(num_classes=10)
     >>> _ = replace_head(model, 3)
     >>> head_num_classes(model)
@@ -21,7 +21,7 @@ import os
 import torch
 from torch import nn
 
-from ...errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ confined_file`): the local directory, or the repository's folder of the Hugging 
 link to its blobs). A symbolic link to anything outside, or a device or pipe, is refused.
 
 Example:
-    >>> from tract_hub.artifacts.checkpoint.fetch import parse_source
+    >>> from tract_hub.pretrained.fetch import parse_source
     >>> parse_source("hf-hub:org/name@v1")
     CheckpointSource(kind='hub', location='org/name', revision='v1')
 """
@@ -23,10 +23,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..._version import __version__
-from ...errors import CheckpointIntegrityError, HubError, InvalidArgumentError
-from ..reading import confined_file
-from .layout import PICKLE_WEIGHT_NAMES, WEIGHTS_NAME
+from .._version import __version__
+from ..artifacts.checkpoint_files import PICKLE_WEIGHT_NAMES, WEIGHTS_NAME
+from ..artifacts.reading import confined_file
+from ..errors import CheckpointIntegrityError, HubError, InvalidArgumentError
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ Names are checked against ``timm.list_models()`` / ``torchvision.models.list_mod
 path), and arguments that would make the constructor fetch or unpickle anything are refused.
 
 Example:
-    >>> from tract_hub.artifacts.checkpoint.spec import ArchitectureSpec
+    >>> from tract_hub.pretrained.spec import ArchitectureSpec
     >>> spec = ArchitectureSpec.from_config({"architecture": "torchvision:resnet18", "model_args": {"num_classes": 3}})
     >>> spec.qualified_name, spec.model_args
     ('torchvision:resnet18', {'num_classes': 3})
@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...errors import CheckpointIntegrityError, UnknownArchitectureError
-from ...models import create_model, resolve_architecture
+from ..errors import CheckpointIntegrityError, UnknownArchitectureError
+from ..models import create_model, resolve_architecture
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Reading a checkpoint: ``from_pretrained`` builds, verifies, loads strictly, optionally patches and re-heads.
+"""Loading a checkpoint: ``from_pretrained`` builds, verifies, loads strictly, optionally patches and re-heads.
 
 Loading never unpickles (safetensors only), builds only timm architectures and torchvision builders named in
 ``config.json`` (through :func:`tract_hub.models.create_model`, never an import path), checks the weights' size
@@ -26,35 +26,19 @@ from typing import Any
 
 from torch import nn
 
-from ...errors import CheckpointIntegrityError, InvalidArgumentError
-from ...patching.api import check_lam
-from ..metadata import TrActMetadata, read_metadata
-from ..reading import parse_json, read_confined_text
+from ..artifacts.checkpoint_files import CONFIG_NAME, WEIGHTS_NAME, read_config
+from ..artifacts.metadata import TrActMetadata, read_metadata
+from ..artifacts.weights import check_tensors, load_strict, read_header, read_weights, specs_of, verify_weights
+from ..errors import CheckpointIntegrityError, InvalidArgumentError
+from ..patching.api import check_lam
 from .fetch import fetch_file, parse_source
 from .heads import replace_head
-from .layout import CONFIG_NAME, WEIGHTS_NAME
 from .spec import ArchitectureSpec, build, build_on_meta, check_model_args, check_sizes
-from .weights import check_tensors, load_strict, read_header, read_weights, specs_of, verify_weights
 
 logger = logging.getLogger(__name__)
 
 #: pretrained_cfg fields that point timm at weights to fetch; a loaded config never passes them on.
 _WEIGHT_SOURCE_KEYS = frozenset({"url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "source", "custom_load"})
-
-
-#: The longest config.json read (timm's are about 1 kB; with a recipe and metrics, a few kB).
-MAX_CONFIG_BYTES = 4 * 2**20
-
-
-def read_config(path: Path) -> dict[str, Any]:
-    """``config.json`` as a dict: a regular file in its folder, bounded in size and depth, holding a JSON object;
-    anything else raises :class:`CheckpointIntegrityError`."""
-    error = CheckpointIntegrityError
-    text = read_confined_text(path, error=error, limit=MAX_CONFIG_BYTES)
-    config = parse_json(text, repr(str(path)), error=error, limit=MAX_CONFIG_BYTES)
-    if not isinstance(config, dict):
-        raise CheckpointIntegrityError(f"{str(path)!r} holds a JSON {type(config).__name__}, not an object")
-    return config
 
 
 def _timm_pretrained_cfg(config: dict[str, Any], architecture: str) -> dict[str, Any] | None:
@@ -220,7 +204,7 @@ def from_pretrained(
 def _patch_for_fine_tuning(model: nn.Module, metadata: TrActMetadata, lam: float | None, exact: bool) -> None:
     """Patch the recorded first layer(s) (else the located ones) with ``lam``, else the recorded lambda (per
     layer where the layers differ), else 0.1."""
-    from ..._api import patch
+    from .._api import patch
 
     layers = list(metadata.first_layers) or None
     if lam is None and metadata.layer_lams:

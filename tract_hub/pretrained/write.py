@@ -6,7 +6,7 @@ patched; for an unpatched model they come from the caller's metadata, and the fi
 Example:
     >>> import pathlib, tempfile
     >>> from tract_hub.models import create_model
-    >>> from tract_hub.artifacts.checkpoint.spec import ArchitectureSpec
+    >>> from tract_hub.pretrained.spec import ArchitectureSpec
     >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> config = write_checkpoint(create_model("timm:test_resnet"), ArchitectureSpec("timm", "test_resnet"), folder,
     ...                           {"lam": 0.1})
@@ -19,25 +19,46 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import platform
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from ...errors import CheckpointIntegrityError, InvalidArgumentError, TrActError
-from ...patching import patched_layers
-from ..files import fsync_file, json_text
-from ..metadata import METADATA_KEY, TrActMetadata, library_versions
+from .._version import __version__
+from ..artifacts.checkpoint_files import CONFIG_NAME, WEIGHTS_NAME
+from ..artifacts.files import fsync_file, json_text
+from ..artifacts.metadata import METADATA_KEY, TrActMetadata
+from ..artifacts.weights import describe_difference, specs_of, write_weights
+from ..errors import CheckpointIntegrityError, InvalidArgumentError, TrActError
+from ..patching import patched_layers
 from .heads import head_num_classes
-from .layout import CONFIG_NAME, WEIGHTS_NAME
 from .spec import ArchitectureSpec, build_on_meta, check_model_args
-from .weights import describe_difference, specs_of, write_weights
 
 logger = logging.getLogger(__name__)
 
 
+def library_versions() -> dict[str, str]:
+    """Versions of tract_hub, python and the libraries a checkpoint depends on."""
+    import huggingface_hub
+    import safetensors
+    import timm
+    import torch
+    import torchvision
+
+    return {
+        "huggingface_hub": huggingface_hub.__version__,
+        "python": platform.python_version(),
+        "safetensors": safetensors.__version__,
+        "timm": timm.__version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "tract_hub": __version__,
+    }
+
+
 def _located_first_layers(model: nn.Module) -> tuple[str, ...]:
-    from ...registry import locate
+    from ..registry import locate
 
     try:
         return tuple(layer.name for layer in locate(model))

@@ -1,4 +1,5 @@
-"""The weights file: safetensors only, written from a state_dict, verified by size and sha256, loaded strictly.
+"""The weights file of run and Hub checkpoints: safetensors only, written from a state_dict, verified by size and
+sha256, loaded strictly.
 
 Before any tensor is read, the file's header (each key's dtype and shape, :func:`read_header`) is compared
 with what the model expects (:func:`check_tensors`), so weights that do not fit are refused without allocating
@@ -8,7 +9,7 @@ or float16 tensor does not load into a float32 parameter, nor a float into ``num
 
 Example:
     >>> import pathlib, tempfile, torch
-    >>> from tract_hub.artifacts.checkpoint.weights import load_strict, read_weights, write_weights
+    >>> from tract_hub.artifacts.weights import load_strict, read_weights, write_weights
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.safetensors"
     >>> model = torch.nn.Linear(2, 2)
     >>> write_weights(model, path)["bytes"] > 0
@@ -29,8 +30,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ...errors import CheckpointIntegrityError, HubError
-from ..files import fsync_file, sha256_file
+from ..errors import CheckpointIntegrityError, HubError
+from .files import fsync_file, sha256_file
 
 logger = logging.getLogger(__name__)
 
