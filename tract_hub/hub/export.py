@@ -19,6 +19,7 @@ from ..artifacts.checkpoint_files import CARD_NAME, CURVES_NAME
 from ..artifacts.curves import Curve, plot_curves
 from ..artifacts.files import atomic_directory
 from ..artifacts.metadata import TrActMetadata
+from ..artifacts.publish import published_recipe
 from ..artifacts.run_dir import Run, RunDirectory
 from ..errors import InvalidArgumentError
 from ..models import resolve_architecture
@@ -87,7 +88,7 @@ def run_metadata(run: Run, baseline: Run | None = None, *, checkpoint: str | Non
         lam=summary.lam,
         license=summary.license,
         metrics=summary.final or None,
-        recipe=run.recipe,
+        recipe=published_recipe(run.recipe),
         recipe_name=summary.recipe_name,
         run_name=run.name,
     )

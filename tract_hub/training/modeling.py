@@ -111,6 +111,20 @@ def _architecture_of(model: nn.Module, init: str) -> str:
     raise HubError(f"model.init={init!r}: cannot tell which architecture the loaded {type(model).__name__} is")
 
 
+def _channels(architecture: str, recipe: Recipe) -> dict[str, Any]:
+    """``in_chans`` for a data set whose images do not have 3 channels (timm's default): every timm model takes
+    it; a torchvision builder has no such argument, so it is refused with the fix."""
+    channels = recipe.data.info.channels
+    if channels == 3:
+        return {}
+    if architecture.startswith("timm:"):
+        return {"in_chans": channels}
+    raise RecipeError(
+        f"{recipe.data.dataset} has {channels}-channel images, but {architecture} is built for 3; use a timm "
+        f"architecture (they take in_chans={channels}) or a data set of color images"
+    )
+
+
 def build_model(recipe: Recipe, num_classes: int) -> BuiltModel:
     """The (unpatched) model of ``recipe`` for a data set of ``num_classes`` classes."""
     config = recipe.model
@@ -130,7 +144,7 @@ def build_model(recipe: Recipe, num_classes: int) -> BuiltModel:
         built = BuiltModel(model, architecture, {})
     else:
         architecture = canonical_architecture(config.architecture or "")
-        kwargs = dict(config.kwargs)
+        kwargs = {**_channels(architecture, recipe), **config.kwargs}
         kwargs.setdefault("num_classes", num_classes)
         if kwargs["num_classes"] != num_classes:
             raise RecipeError(
