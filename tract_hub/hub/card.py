@@ -37,7 +37,7 @@ from ..errors import HubError, InvalidArgumentError
 from ..pretrained.spec import ArchitectureSpec
 from .card_data import card_data, hub_dataset
 from .card_results import RunResults, number, results_section
-from .markdown import code, fenced, is_repo_id, repo_link, text, word
+from .markdown import code, fenced, is_repo_id, repo_link, text
 
 _FRONT_MATTER_ORDER = ("library_name", "license", "pipeline_tag", "tags", "datasets", "base_model", "model-index")
 _REPO_PLACEHOLDER = "ORG/NAME"
