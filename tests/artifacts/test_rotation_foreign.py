@@ -86,7 +86,8 @@ def test_a_foreign_entry_under_a_rotation_name_is_refused_and_left_alone(name: s
     KINDS[kind](planted, elsewhere)
     before = snapshot(tmp_path)
 
-    with pytest.raises(HubError, match=rf"{planted.name}' is .*tract_hub writes only directories there"):
+    message = rf"{planted.name}' is .*, not a directory, at .*; tract_hub writes only directories there"
+    with pytest.raises(HubError, match=message):
         save(target, 2)
 
     assert snapshot(tmp_path) == before  # nothing renamed, followed or deleted, no staging left behind

@@ -21,9 +21,10 @@ Example:
     (0.1, 'top1')
 """
 
+from .datasets import task_of
 from .metadata import FORMAT_VERSION, METADATA_KEY, TrActMetadata, read_metadata
 from .run_dir import ModelRecord, Run, RunDirectory, RunSummary
-from .task import CLASSIFICATION, DETECTION, Task, task_of
+from .task import CLASSIFICATION, DETECTION, Task
 
 __all__ = [
     "CLASSIFICATION",

@@ -10,6 +10,8 @@ Example:
     >>> info = dataset_info("fashion_mnist")
     >>> info.num_classes, info.channels, info.hub_id, info.task.name
     (10, 1, 'zalando-datasets/fashion_mnist', 'classification')
+    >>> task_of("voc2007").main_metric, task_of("an unknown name").main_metric
+    ('map', 'top1')
     >>> dataset_info("fashoin_mnist")
     Traceback (most recent call last):
     ...
@@ -45,7 +47,7 @@ class DatasetInfo:
     hub_id: str | None = None  # the Hugging Face Hub data set (a model card's `datasets`); None: none exists
     image_size: int | None = None  # default training resolution; None: the images' own
     native_size: int | None = None  # the images' own side length, when they all have one (a crop keeps it)
-    variable_size: bool = False  # images of many sizes: a resolution is needed (image_size or data.image_size)
+    needs_size: bool = False  # images of many sizes that the recipe resizes to one (image_size or data.image_size)
     transforms: bool = True  # PIL images through data.augment / data.normalize (digits: tensors, made once)
     section: str | None = None  # the recipe's data sub-section that configures this data set only
     default_root: str | None = None  # where the files are when no data root is given (a system package)
@@ -83,23 +85,23 @@ DATASETS: dict[str, DatasetInfo] = {
         ),
         DatasetInfo(
             "imagenet", CLASSIFICATION, 1000, 3, IMAGENET_MEAN, IMAGENET_STD, "image_folder",
-            hub_id="ILSVRC/imagenet-1k", image_size=224, variable_size=True,
+            hub_id="ILSVRC/imagenet-1k", image_size=224, needs_size=True,
         ),
         DatasetInfo(
             "image_folder", CLASSIFICATION, None, 3, IMAGENET_MEAN, IMAGENET_STD, "image_folder",
-            variable_size=True,
+            needs_size=True,
         ),
         DatasetInfo(
             "flowers102", CLASSIFICATION, 102, 3, IMAGENET_MEAN, IMAGENET_STD, "torchvision",
-            hub_id="nelorth/oxford-flowers", image_size=224, variable_size=True,
+            hub_id="nelorth/oxford-flowers", image_size=224, needs_size=True,
         ),
         DatasetInfo(
             "stanford_cars", CLASSIFICATION, 196, 3, IMAGENET_MEAN, IMAGENET_STD, "torchvision",
-            hub_id="tanganke/stanford_cars", image_size=224, variable_size=True,
+            hub_id="tanganke/stanford_cars", image_size=224, needs_size=True,
         ),
         DatasetInfo(
             "voc2007", DETECTION, 21, 3, IMAGENET_MEAN, IMAGENET_STD, "voc", hub_id="HuggingFaceM4/pascal_voc",
-            variable_size=True, transforms=False,
+            transforms=False,  # Faster R-CNN resizes each image itself (model.detection.min_size / max_size)
         ),
     )
 }  # fmt: skip
@@ -125,3 +127,10 @@ def hub_dataset(name: str) -> str:
     not know the name)."""
     info = DATASETS.get(name)
     return (info.hub_id if info is not None else None) or name
+
+
+def task_of(dataset: str | None) -> Task:
+    """The task of a recipe's ``data.dataset`` (classification for a name the table does not know, such as a
+    data set recorded by another version of tract_hub)."""
+    info = DATASETS.get(dataset or "")
+    return info.task if info is not None else CLASSIFICATION

@@ -119,8 +119,9 @@ def check_own_names(target: str | os.PathLike[str]) -> None:
         if found is not None:
             role = "the checkpoint itself" if path == target else "a name the checkpoint rotation keeps for itself"
             raise HubError(
-                f"{str(path)!r} is {found}, at {role}; tract_hub writes only directories there and neither follows "
-                f"nor deletes anything else. Move it away (it was not made by tract_hub), then save again"
+                f"{str(path)!r} is {found}, not a directory, at {role}; tract_hub writes only directories there "
+                "and neither follows nor deletes anything else. Move it away (it was not made by tract_hub), then "
+                "save again"
             )
 
 

@@ -1,16 +1,15 @@
 """The task a run trains, and what follows from it: its metrics, its main metric, its Hub pipeline tag.
 
 The one place that knows which metrics a task reports and how each is shown. The trainer, ``tract-hub
-compare``, the plots, the log lines and the model cards ask :func:`task_of` (or :func:`metric`) instead of
+compare``, the plots, the log lines and the model cards ask a run's task (or :func:`metric`) instead of
 keeping their own lists of metric names. Which task a data set is lives in the data-set table
-(:mod:`tract_hub.artifacts.datasets`).
+(:func:`tract_hub.artifacts.datasets.task_of`).
 
 Example:
-    >>> task = task_of("voc2007")
-    >>> task.name, task.main_metric, task.pipeline_tag
-    ('detection', 'map', 'object-detection')
-    >>> task_of("cifar10").main_metric, metric("top1").shown(0.91234)
-    ('top1', '91.23%')
+    >>> DETECTION.name, DETECTION.main_metric, DETECTION.pipeline_tag, DETECTION.eval_keys
+    ('detection', 'map', 'object-detection', ('val_loss', 'map'))
+    >>> CLASSIFICATION.main_metric, metric("top1").shown(0.91234), metric("val_loss")
+    ('top1', '91.23%', None)
 """
 
 from __future__ import annotations
@@ -88,12 +87,3 @@ METRIC_ORDER = (*METRICS, "val_loss", "train_loss")
 def metric(key: str) -> Metric | None:
     """The score ``key`` names (``"top1"``), or None for a loss or any other number."""
     return METRICS.get(key)
-
-
-def task_of(dataset: str | None) -> Task:
-    """The task of a recipe's ``data.dataset``, from the data-set table (classification for a name the table
-    does not know, such as a data set recorded by another version)."""
-    from .datasets import DATASETS
-
-    info = DATASETS.get(dataset or "")
-    return info.task if info is not None else CLASSIFICATION

@@ -30,9 +30,10 @@ from typing import Any
 
 import yaml
 
+from ..artifacts.datasets import task_of
 from ..artifacts.metadata import TrActMetadata, read_metadata
 from ..artifacts.reading import parse_yaml
-from ..artifacts.task import Task, task_of
+from ..artifacts.task import Task
 from ..errors import HubError, InvalidArgumentError
 from ..pretrained.spec import ArchitectureSpec
 from .card_data import card_data, hub_dataset

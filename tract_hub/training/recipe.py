@@ -169,7 +169,7 @@ class DataConfig:
             _check(len(self.mean) == len(self.std), "data.mean and data.std must have the same length")
             _check(all(s > 0 for s in self.std), f"data.std={list(self.std)} must be > 0")
         _check(
-            not (info.variable_size and info.image_size is None and self.image_size is None),
+            not (info.needs_size and info.image_size is None and self.image_size is None),
             f"data.image_size is required for dataset={self.dataset!r} (its images have many sizes and must be "
             "batched at one)",
         )

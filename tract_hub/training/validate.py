@@ -31,11 +31,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..artifacts.checkpoint_files import CONFIG_NAME, WEIGHTS_NAME
-from ..artifacts.datasets import DATASETS
+from ..artifacts.datasets import DATASETS, task_of
 from ..artifacts.metadata import read_metadata
 from ..artifacts.run_dir import RunDirectory
 from ..artifacts.schema import from_data, set_path
-from ..artifacts.task import DETECTION, Task, task_of
+from ..artifacts.task import DETECTION, Task
 from ..artifacts.weights import load_strict, read_weights
 from ..errors import DataError, InvalidArgumentError, RecipeError
 from ..pretrained import fetch_file, load_checkpoint, parse_source

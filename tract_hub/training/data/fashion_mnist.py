@@ -19,6 +19,8 @@ labels 0 to 9. ``data.download=true`` lets torchvision download the release into
 (which checks its MD5 sums). Nothing here touches the network otherwise.
 
 Example:
+    >>> FILES[0], holds_files("/nonexistent")
+    ('train-images-idx3-ubyte', False)
     >>> splits = read_fashion_mnist("/usr/share/datasets/fashion-mnist")  # doctest: +SKIP
     >>> len(splits.train), len(splits.test), splits.train.classes[0]  # doctest: +SKIP
     (60000, 10000, 'T-shirt/top')
