@@ -68,10 +68,10 @@ def run_one(job: dict[str, Any]) -> list[dict[str, Any]]:
     if job["data_root"]:
         overrides.append(f"data.root={json.dumps(job['data_root'])}")
     recipe = load_recipe(RECIPES / f"{job['recipe']}.yaml", overrides)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory(prefix="tract-fashion-mnist-") as workdir:
         result = train(recipe, Path(workdir) / "run", device="cpu", show_progress=False)
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         history = RunDirectory(result.run_dir).read().history
     return [
         {
@@ -88,6 +88,7 @@ def run_one(job: dict[str, Any]) -> list[dict[str, Any]]:
             "train_samples": job["train_samples"],
             "val_samples": job["val_samples"] or 10_000,
             "run_wall_s": round(wall, 1),
+            "run_cpu_s": round(cpu, 1),
             "threads": job["threads"],
         }
         for row in history
@@ -179,7 +180,9 @@ def _wall_text(meta: dict) -> str:
     return (
         f"Wall time: {meta['wall_min']:.1f} min for {meta['runs']} runs ({meta['jobs']} processes x "
         f"{meta['threads']} thread(s); {meta['machine']}; load average over 1/5/15 min {meta['load_before']} "
-        f"before, {meta['load_after']} after)."
+        f"before, {meta['load_after']} after). CPU time of the runs: {meta['cpu_min']:.1f} min in all, "
+        f"{meta['cpu_min'] / meta['jobs']:.1f} min per core: what the benchmark takes on {meta['jobs']} otherwise "
+        "idle cores; the wall time is longer when other work shares them."
     )
 
 
@@ -261,8 +264,11 @@ def main() -> None:
                 handle.writelines(json.dumps(line, sort_keys=True) + "\n" for line in run)
             lines += run
             last = run[-1]
-            print(f"{last['recipe']} {last['arm']:7s} seed {last['seed']}: top1 {last['top1']:.2f}% after epoch "
-                  f"{last['epoch']} ({last['run_wall_s']:.0f} s)", flush=True)  # fmt: skip
+            print(
+                f"{last['recipe']} {last['arm']:7s} seed {last['seed']}: top1 {last['top1']:.2f}% after epoch "
+                f"{last['epoch']} ({last['run_wall_s']:.0f} s, CPU {last['run_cpu_s']:.0f} s)",
+                flush=True,
+            )
     wall = time.perf_counter() - start
     lines = [line for line in lines if line["seed"] in args.seeds and line["recipe"] in args.recipes]
     runs = {(line["recipe"], line["arm"], line["seed"]) for line in lines}
@@ -276,6 +282,7 @@ def main() -> None:
         "threads": args.threads,
         "runs": len(runs),
         "wall_min": wall / 60 if jobs else None,
+        "cpu_min": sum({(x["recipe"], x["arm"], x["seed"]): x.get("run_cpu_s", 0.0) for x in lines}.values()) / 60,
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
         "load_before": load_before,
         "load_after": _load_average(),

@@ -206,9 +206,8 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def render(lines: list[dict], pretrained: dict[str, dict], meta: dict) -> str:
-    final = {
-        arm: {l["seed"]: l["top1"] for l in lines if l["arm"] == arm and l["epoch"] == meta["epochs"]} for arm in ARMS
-    }  # noqa: E501, E741
+    last = [line for line in lines if line["epoch"] == meta["epochs"]]
+    final = {arm: {line["seed"]: line["top1"] for line in last if line["arm"] == arm} for arm in ARMS}
     seeds = sorted(set.intersection(*(set(final[arm]) for arm in ARMS)))
     out = [
         "# Transfer: Fashion-MNIST pretraining -> digits (benchmarks/fashion_mnist_transfer.py)",
