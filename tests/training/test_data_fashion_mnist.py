@@ -7,6 +7,7 @@ The files are made by the test in the real idx format (tiny); ``test_data_fashio
 from __future__ import annotations
 
 import dataclasses
+import json
 import gzip
 from pathlib import Path
 
@@ -111,3 +112,16 @@ def test_damaged_files_are_the_projects_error(how: str, message: str, tmp_path: 
     _damage(root, how)
     with pytest.raises(DataError, match=message):
         build_datasets(DataConfig(dataset="fashion_mnist", root=str(root)))
+
+
+def test_train_command_on_files_in_the_real_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The command a user types, on tiny files: the model gets the data set's one input channel by itself."""
+    from tract_hub.cli import main
+
+    root = write_tiny_fashion_mnist(tmp_path / "data", train=64, test=32)
+    run = tmp_path / "run"
+    arguments = ["train", "--model", "timm:tract_resnet8_cifar", "--data", "fashion_mnist", "--data-root", str(root)]
+    assert main([*arguments, "--epochs", "1", "-b", "32", "--run-dir", str(run), "--device", "cpu"]) == 0
+    assert f"{run}: 1 epoch, validation top1 " in capsys.readouterr().out
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["model"]["kwargs"] == {"in_chans": 1, "num_classes": 10} and summary["dataset"] == "fashion_mnist"
