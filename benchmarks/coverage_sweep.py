@@ -43,6 +43,7 @@ from torch import nn
 from torch.utils._pytree import tree_flatten
 
 import tract_hub
+from tract_hub.core import class_name
 from tract_hub.errors import FirstLayerNotFoundError, TrActError
 from tract_hub.models import known_architectures
 
@@ -75,14 +76,9 @@ def build(source: str, arch: str, device: str) -> nn.Module:
         return builder(**kwargs)
 
 
-def _class_name(obj: Any) -> str:
-    cls = obj if isinstance(obj, type) else type(obj)
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
 def _stem(layer: Any, trace: Any) -> dict[str, Any]:
     module = layer.module
-    row: dict[str, Any] = {"name": layer.name, "class": _class_name(module)}
+    row: dict[str, Any] = {"name": layer.name, "class": class_name(module)}
     if isinstance(module, nn.Linear):
         row.update(kind="linear", shape=f"{module.in_features}->{module.out_features}")
     else:
@@ -105,7 +101,7 @@ def locate_row(source: str, arch: str) -> tuple[dict[str, Any], nn.Module]:
     except Exception as error:  # constructors that compute with tensors
         row["meta_build_error"] = f"{type(error).__name__}: {error}"[:300]
         model, row["built_on"] = build(source, arch, "cpu"), "cpu"
-    row["model_class"] = _class_name(model)
+    row["model_class"] = class_name(model)
     row["parameters"] = sum(p.numel() for p in model.parameters())
     try:
         located = tract_hub.locate(model, verify=True)

@@ -16,6 +16,8 @@ import pytest
 
 from tract_hub.cli import BROKEN_PIPE_STATUS, main
 
+pytestmark = pytest.mark.slow  # subprocesses writing into closed pipes
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -13,6 +13,7 @@ from tract_hub.demo import format_demo_table, run_demo
 from .training.builders import QUICK
 
 
+@pytest.mark.slow  # two training runs, a save and a reload
 def test_demo_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CI", "true")  # no progress bars
     result = run_demo(tmp_path / "out", epochs=2, seeds=1, device="cpu", overrides=QUICK)

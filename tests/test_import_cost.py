@@ -24,6 +24,7 @@ def _python(code: str) -> str:
     return done.stdout.strip()
 
 
+@pytest.mark.slow  # a subprocess
 def test_import_and_help_load_no_heavy_module() -> None:
     code = f"""
 import contextlib, io, sys
@@ -47,6 +48,7 @@ def test_public_names_are_served() -> None:
         _ = tract_hub.nope
 
 
+@pytest.mark.slow  # a subprocess
 def test_timm_knows_the_cifar_models_after_import_tract_hub() -> None:
     # a fresh interpreter: tract_hub first, timm afterwards (the order the README shows)
     first = "import tract_hub, timm; print(type(timm.create_model('tract_resnet18_cifar')).__name__)"

@@ -29,7 +29,7 @@ ROOT = Path(tract_hub.__file__).parent
 LAYERS: list[set[str]] = [
     {"errors", "_version"},  # the project's exception types
     {"engine", "artifacts"},  # the math on tensors | the file formats (run directory, metadata, weights, ...)
-    {"core"},  # what patching and the registry share: the layer-op table, handles
+    {"core"},  # what patching and the registry share: the layer-op table, handles, class names
     {"patching"},  # install / remove TrAct on one module
     {"registry"},  # which module is a model's first layer
     {"models"},  # architectures by name; the paper's models, registered in timm

@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 import tract_hub
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
+@pytest.mark.slow  # a ResNet-50 forward and backward at 224x224
 def test_usage_example_runs_and_patches_the_first_layer() -> None:
     example = re.search(r"```python\n(.*?)```", README, re.S).group(1)
     assert len([line for line in example.splitlines() if line.strip()]) == 4

@@ -37,7 +37,8 @@ from .hub import save_pretrained
 from .pretrained import from_pretrained
 from .training.data import build_datasets
 from .training.demo_recipe import demo_recipe
-from .training.loop import TrainResult, plural, train
+from .training.loop import TrainResult, train
+from .training.progress import plural
 from .training.recipe import Recipe, recipe_to_data
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from tests.exact.scenarios import Scenario, reference_update, tolerance
 from tests.exact.workers import run_rank
 from tests.reference import relative_error
 
-pytestmark = pytest.mark.distributed
+pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
 SCENARIOS = {
     2: [

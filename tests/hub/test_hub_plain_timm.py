@@ -52,6 +52,7 @@ def hub_cache(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, torch.nn.
     return cache, vit, cifar
 
 
+@pytest.mark.slow  # a subprocess
 def test_plain_timm_loads_the_checkpoint_without_tract_hub(hub_cache: tuple, tmp_path: Path) -> None:
     cache, vit, _ = hub_cache
     x = torch.randn(2, 3, 32, 32)

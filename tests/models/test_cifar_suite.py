@@ -83,6 +83,7 @@ def test_the_suite_is_the_papers_36_architectures_one_recipe_each() -> None:
         assert load_recipe(RECIPES / f"cifar100_suite_{name}.yaml").model.architecture == f"timm:{architecture}"
 
 
+@pytest.mark.slow  # the 36 models at full size (tests/models/test_cifar_families.py has small members)
 @pytest.mark.parametrize("name", list(CIFAR100_SUITE))
 def test_model_of_the_recipe_counts_locates_and_takes_one_tract_step(name: str) -> None:
     recipe = load_recipe(RECIPES / f"cifar100_suite_{name}.yaml")
@@ -111,6 +112,7 @@ def test_model_of_the_recipe_counts_locates_and_takes_one_tract_step(name: str) 
     assert not torch.equal(before, first.weight)
 
 
+@pytest.mark.slow  # one epoch of training per sampled recipe
 @pytest.mark.parametrize("name", EPOCH_SAMPLE)
 def test_one_epoch_of_the_recipe_on_tiny_cifar100_files(name: str, tmp_path: Path) -> None:
     write_tiny_cifar(tmp_path / "data", "cifar100", train=8, test=4)

@@ -48,6 +48,7 @@ def grads_eager_and_compiled(
     return eager, compiled_model
 
 
+@pytest.mark.slow  # full compiles
 @pytest.mark.parametrize(
     "build, backend",
     [(small_resnet, "aot_eager"), (small_vit, "aot_eager"), (small_convnet, "inductor")],

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import pytest
-import torch
+
+from tract_hub.registry import Rule, list_rules, register_rule, unregister_rule
 
 
 @pytest.fixture
-def one_thread():
-    """Run a test's tiny real forward/backward on one CPU thread (OpenMP threads only wait on each other at this
-    size, badly so on a busy machine); the previous setting is restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def registered() -> Iterator[Callable[..., Rule]]:
+    """``register_rule`` for one test: the rules it registers are removed after it."""
+    names: list[str] = []
+
+    def add(*args, **kwargs) -> Rule:
+        rule = register_rule(*args, **kwargs)
+        names.append(rule.name)
+        return rule
+
+    yield add
+    for name in names:
+        if any(rule.name == name for rule in list_rules()):
+            unregister_rule(name)

@@ -7,7 +7,6 @@ import json
 import pytest
 
 from tract_hub.cli import main
-from tract_hub.registry import register_rule, unregister_rule
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -64,13 +63,10 @@ def test_locate_errors_are_one_line_and_exit_1(capsys, argv, message):
     assert err.startswith("tract-hub locate: error:") and message in err
 
 
-def test_rules_lists_user_rules_first_then_builtin(capsys):
-    register_rule(name="t.cli", match="my.models.Net", layers="stem.conv")
-    try:
-        code, out, _ = run(capsys, "rules")
-        _, as_json, _ = run(capsys, "rules", "--json")
-    finally:
-        unregister_rule("t.cli")
+def test_rules_lists_user_rules_first_then_builtin(capsys, registered):
+    registered(name="t.cli", match="my.models.Net", layers="stem.conv")
+    code, out, _ = run(capsys, "rules")
+    _, as_json, _ = run(capsys, "rules", "--json")
     lines = out.splitlines()
     assert code == 0 and "then timm's first_conv, then tracing" in lines[0]
     assert lines[1].split()[:2] == ["t.cli", "user"] and "stem.conv" in lines[1]

@@ -1,7 +1,9 @@
-"""Detection models: the paper's Faster R-CNN with a hand-built VGG-16 backbone, and torchvision's Faster R-CNN
-with the backbone frozen the way torchvision freezes it for pretrained weights. The first layer is located (by
-tracing for the hand-built model: no rule knows it), unfrozen by the patch (with a warning and
-``unfrozen=True``), added to an optimizer built before the patch, and its gradient follows the formula."""
+"""Detection models: the project's Faster R-CNN on VGG features (:mod:`tract_hub.models.faster_rcnn_vgg`), the
+same architecture hand-built from torchvision parts, and torchvision's Faster R-CNN with the backbone frozen the
+way torchvision freezes it for pretrained weights. The first layer is located (by the built-in rule for the
+project's detector and torchvision's, by tracing for the hand-built model: no rule knows it), unfrozen by the
+patch (with a warning and ``unfrozen=True``), added to an optimizer built before the patch, and its gradient
+follows the formula."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 import tract_hub
 from tests.registry.gradient_reference import LayerCallRecorder
+from tract_hub.models.faster_rcnn_vgg import build_faster_rcnn_vgg
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -34,6 +37,20 @@ def faster_rcnn_vgg16() -> FasterRCNN:
     anchors = AnchorGenerator(sizes=((32, 64, 128),), aspect_ratios=((0.5, 1.0, 2.0),))
     pooler = MultiScaleRoIAlign(featmap_names=["0"], output_size=7, sampling_ratio=2)
     return FasterRCNN(backbone, num_classes=21, rpn_anchor_generator=anchors, box_roi_pool=pooler, **SMALL)
+
+
+def faster_rcnn_vgg11_project() -> FasterRCNN:
+    """The project's detector (what a recipe's ``model.detector: faster_rcnn`` builds), VGG's first block frozen."""
+    return build_faster_rcnn_vgg(
+        "torchvision:vgg11",
+        num_classes=21,
+        frozen_layers=3,  # conv1_1, its ReLU and the max-pool
+        min_size=64,
+        max_size=64,
+        anchor_sizes=(32, 64, 128),
+        aspect_ratios=(0.5, 1.0, 2.0),
+        roi_output_size=7,
+    )
 
 
 def faster_rcnn_resnet_frozen() -> FasterRCNN:
@@ -53,6 +70,7 @@ def batch() -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
 
 
 CASES = [
+    ("vgg11-project", faster_rcnn_vgg11_project, "backbone.0", "tract_hub.faster_rcnn_vgg"),
     ("vgg16-hand-built", faster_rcnn_vgg16, "backbone.0", "trace"),
     ("torchvision-resnet-fpn", faster_rcnn_resnet_frozen, "backbone.body.conv1", "torchvision.detection.resnet"),
 ]

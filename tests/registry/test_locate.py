@@ -11,23 +11,20 @@ from torch import nn
 
 import tract_hub
 from tract_hub import FirstLayerNotFoundError, InvalidArgumentError
-from tract_hub.registry import FirstLayer, locate, register_rule, unregister_rule
+from tract_hub.registry import FirstLayer, locate
 
 
 def small_cnn() -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Dropout(0.5), nn.Conv2d(8, 8, 3))
 
 
-def test_each_tier_answers_in_order():
+def test_each_tier_answers_in_order(registered):
     model = small_cnn()
     assert [(layer.name, layer.rule) for layer in locate(model)] == [("0", "trace")]
     model.pretrained_cfg = {"first_conv": "0"}  # what timm models carry
     assert [(layer.name, layer.rule) for layer in locate(model)] == [("0", "timm.first_conv")]
-    register_rule(name="t.tiers", match=nn.Sequential, layers="0")
-    try:
-        located = locate(model)
-    finally:
-        unregister_rule("t.tiers")
+    registered(name="t.tiers", match=nn.Sequential, layers="0")
+    located = locate(model)
     assert [(layer.name, layer.rule) for layer in located] == [("0", "t.tiers")]
     assert isinstance(located[0], FirstLayer) and located[0].module is model[0]
     assert located[0].layer_type == "torch.nn.modules.conv.Conv2d"

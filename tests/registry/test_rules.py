@@ -24,22 +24,6 @@ class Net(nn.Module):
         return self.head(sum(conv(x) for conv in self.stem).mean((2, 3)))
 
 
-@pytest.fixture
-def registered():
-    """Register rules for one test and remove them after it."""
-    names: list[str] = []
-
-    def add(*args, **kwargs):
-        rule = register_rule(*args, **kwargs)
-        names.append(rule.name)
-        return rule
-
-    yield add
-    for name in names:
-        if any(rule.name == name for rule in list_rules()):
-            unregister_rule(name)
-
-
 BAD_RULES = [
     ({"name": "", "match": Net, "layers": "stem"}, "rule name"),
     ({"name": "has space", "match": Net, "layers": "stem"}, "rule name"),

@@ -56,6 +56,7 @@ def _first_conv(model: torch.nn.Module) -> list[str]:
     return [value] if isinstance(value, str) else list(value or [])
 
 
+@pytest.mark.slow  # a sweep over real timm architectures
 @pytest.mark.parametrize("arch", SAMPLE)
 def test_locate_agrees_with_first_conv_and_the_trace_and_patch_follows(arch):
     with torch.device("meta"):

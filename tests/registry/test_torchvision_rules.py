@@ -69,6 +69,7 @@ def test_every_builtin_torchvision_rule_has_an_example():
     assert rules == set(EXAMPLES)
 
 
+@pytest.mark.slow  # a sweep over real torchvision builders
 @pytest.mark.parametrize(("rule", "example"), sorted(EXAMPLES.items()), ids=sorted(EXAMPLES))
 def test_the_rule_answers_and_the_trace_agrees(rule, example):
     name, kwargs = example

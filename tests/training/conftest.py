@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from . import builders
 
 
 @pytest.fixture(autouse=True)
-def _quiet_single_threaded(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No progress bars; one torch thread (the models are tiny, and on a busy 2-core machine two threads that
-    wait for each other were several times slower than one)."""
-    monkeypatch.setenv("CI", "true")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _quiet_single_threaded(quiet: None, one_thread: None) -> None:
+    """Every test of this package: one torch thread (see :mod:`tests.threads`), no progress bars."""
 
 
 @pytest.fixture

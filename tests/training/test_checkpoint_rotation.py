@@ -285,6 +285,7 @@ def real_processes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return json.loads(result.stdout.splitlines()[-1])
 
 
+@pytest.mark.slow  # SIGKILL of real processes
 def test_real_sigkill_twice_in_a_row(real_processes: dict[str, Any]) -> None:
     """Two savers killed with SIGKILL in a row; each resumes from the newest save, which the kill may have
     published just before the saver could say so."""
@@ -328,6 +329,7 @@ def test_disk_full_is_the_projects_error_and_keeps_the_checkpoint(
     assert newest_epoch(target) == 1 and sorted(os.listdir(target.parent)) == ["last"]
 
 
+@pytest.mark.slow  # the same real processes
 def test_disk_full_for_real_with_a_file_size_limit(real_processes: dict[str, Any]) -> None:
     """The real writers, failing for lack of space (EFBIG under RLIMIT_FSIZE), give the project's error."""
     message = real_processes["disk_full"]

@@ -7,8 +7,8 @@ The files are made by the test in the real idx format (tiny); ``test_data_fashio
 from __future__ import annotations
 
 import dataclasses
-import json
 import gzip
+import json
 from pathlib import Path
 
 import pytest

@@ -55,6 +55,7 @@ def _rank_main(rank: int, run_dir: str, port: int) -> None:
     assert result.is_main == (rank == 0)
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 def test_two_gloo_processes_train_one_run(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"

@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 import tract_hub
+from tests.threads import single_thread
 from tract_hub.models import create_model
 from tract_hub.training import train
 from tract_hub.training.ema import WeightEma
@@ -19,12 +20,8 @@ EMA = "train.ema={decay: 0.9}"
 
 @pytest.fixture(scope="module")
 def ema_run(tmp_path_factory: pytest.TempPathFactory):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_thread():
         return train(quick_recipe("train.epochs=2", EMA), tmp_path_factory.mktemp("ema") / "run", device="cpu")
-    finally:
-        torch.set_num_threads(threads)
 
 
 def test_ema_weights_differ_and_load_into_the_architecture(ema_run) -> None:

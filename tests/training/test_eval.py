@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
+from tests.threads import single_thread
 from tract_hub.cli import main
 from tract_hub.errors import DataError, InvalidArgumentError
 from tract_hub.hub import save_pretrained, save_run
@@ -20,13 +20,9 @@ from .builders import quick_recipe
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_thread():
         recipe = quick_recipe("train.epochs=2", "train.ema={decay: 0.9}")
         return train(recipe, tmp_path_factory.mktemp("eval") / "run", device="cpu").run_dir
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _summary(run: Path) -> dict:

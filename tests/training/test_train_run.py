@@ -11,6 +11,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from tests.threads import single_thread
 from tract_hub.errors import InvalidArgumentError
 from tract_hub.training import load_recipe, train
 
@@ -28,12 +29,8 @@ SUMMARY_KEYS = {
 @pytest.fixture(scope="module")
 def tract_run(tmp_path_factory: pytest.TempPathFactory):
     run_dir = tmp_path_factory.mktemp("runs") / "quick-tract"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the function-scoped fixture of conftest.py does for each test
-    try:
+    with single_thread():  # as the function-scoped fixture of conftest.py does for each test
         return train(quick_recipe("train.epochs=2"), run_dir, device="cpu")
-    finally:
-        torch.set_num_threads(threads)
 
 
 def test_run_directory_layout(tract_run) -> None:

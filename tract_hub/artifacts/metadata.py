@@ -27,11 +27,12 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from .._version import __version__
 from ..errors import CheckpointIntegrityError, HubError, InvalidArgumentError, TrActError
 from .files import json_safe
+from .run_dir import CheckpointName
 from .schema import closest_key_hint, from_data, to_data
 
 #: Version of the ``"tract_hub"`` block; readers refuse newer versions.
@@ -76,7 +77,7 @@ class TrActMetadata:
     base_model: str | None = None  # the Hub repository it was fine-tuned from
     baseline: dict[str, Any] | None = None  # {"epochs", "final"} of the vanilla run the card compares with
     best: dict[str, Any] | None = None  # the best epoch and its metrics
-    checkpoint: Literal["best", "last"] | None = None  # which checkpoint of a run directory was exported
+    checkpoint: CheckpointName | None = None  # which checkpoint of a run directory was exported
     dataset: str | None = None
     epochs: int | None = None
     exact: bool = False  # TrAct's exact mode (one solve per optimizer step)

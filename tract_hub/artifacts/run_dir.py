@@ -33,7 +33,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from ..errors import DataError, TrActError
 from .datasets import task_of
@@ -51,7 +51,12 @@ SUMMARY_FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 EMA_WEIGHTS_FILE = "model_ema.safetensors"  # the EMA of the weights (train.ema), same keys as WEIGHTS_FILE
 TRAINING_STATE_FILE = "training_state.pt"
-CHECKPOINTS = ("best", "last")
+
+#: Which checkpoint of a run directory: ``best`` (the best main metric so far) or ``last`` (the newest epoch).
+CheckpointName = Literal["best", "last"]
+BEST: CheckpointName = "best"
+LAST: CheckpointName = "last"
+CHECKPOINTS: tuple[CheckpointName, ...] = get_args(CheckpointName)
 
 #: The longest metrics.jsonl read (a row is about 300 bytes: some 200,000 epochs).
 MAX_METRICS_BYTES = 64 * 2**20
@@ -141,7 +146,7 @@ class Run:
     def main_metric(self) -> str:
         return self.summary.task.main_metric
 
-    def weights(self, which: str = "best") -> Path:
+    def weights(self, which: CheckpointName = BEST) -> Path:
         """The weights file of the ``best`` or ``last`` checkpoint; :class:`DataError` if it is missing."""
         return RunDirectory(self.directory).weights(which)
 
@@ -156,7 +161,7 @@ class RunDirectory:
     def holds_run(cls, path: str | os.PathLike[str]) -> bool:
         """Whether ``path`` looks like a finished-epoch run directory (a summary and a best checkpoint)."""
         run = cls(path)
-        best = run.checkpoint("best")
+        best = run.checkpoint(BEST)
         return run.summary_path.is_file() and ((newest_complete(best) or best) / WEIGHTS_FILE).is_file()
 
     # -- paths ---------------------------------------------------------------------------------------------
@@ -188,13 +193,13 @@ class RunDirectory:
     def tensorboard_dir(self) -> Path:
         return self.path / "tensorboard"
 
-    def checkpoint(self, which: str) -> Path:
+    def checkpoint(self, which: CheckpointName) -> Path:
         """The ``best`` or ``last`` checkpoint directory."""
         if which not in CHECKPOINTS:
             raise DataError(f"checkpoint {which!r} is not one of {CHECKPOINTS}")
         return self.path / "checkpoints" / which
 
-    def weights(self, which: str = "best", *, ema: bool = False) -> Path:
+    def weights(self, which: CheckpointName = BEST, *, ema: bool = False) -> Path:
         """The weights file of the newest complete ``best`` or ``last`` checkpoint (the rotation of
         :mod:`.rotation` may hold it under ``.best.new`` or ``.best.old`` after a kill), with ``ema`` its EMA
         weights; :class:`DataError` if it is missing."""

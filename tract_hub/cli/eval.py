@@ -15,6 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..artifacts.run_dir import BEST, CHECKPOINTS
 from .recipe_flags import absolute_path
 
 
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", metavar="DATASET", help="the data set (default: the one the run/checkpoint records)")
     parser.add_argument("--data-root", metavar="DIR", type=absolute_path, help="directory of the data sets")
     parser.add_argument("--split", metavar="NAME", help="image_folder/imagenet: the validation sub-directory")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="run directory: which one")
+    parser.add_argument("--checkpoint", choices=CHECKPOINTS, default=BEST, help="run directory: which one")
     parser.add_argument("--ema", action="store_true", help="run directory: the EMA weights (train.ema / --model-ema)")
     parser.add_argument("-b", "--batch-size", type=int, metavar="N", help="images per batch (default: the run's)")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="autocast (default: the run's, or fp32)")

@@ -116,11 +116,12 @@ def _located(name: str, kwargs: dict[str, Any], verify: bool) -> tuple[Any, Any,
 
 
 def run_locate(args: argparse.Namespace) -> int:
+    from ..core.names import class_name
+
     model, located, device = _located(args.name, parse_kwargs(args.kwarg), args.verify)
-    cls = type(model)
     report = {
         "name": args.name,
-        "model_class": f"{cls.__module__}.{cls.__qualname__}",
+        "model_class": class_name(model),
         "built_on": device,
         "first_layers": [
             {"name": layer.name, "class": layer.layer_type, "module": repr(layer.module), "rule": layer.rule}

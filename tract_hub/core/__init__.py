@@ -1,5 +1,5 @@
-"""What the patching and the registry share: the Linear/convolution operations TrAct acts on, and the table of
-installed TrAct layers that the compiled operators look up.
+"""What the patching and the registry share: the Linear/convolution operations TrAct acts on, the table of
+installed TrAct layers that the compiled operators look up, and how a class is named (:func:`class_name`).
 
 Example:
     >>> import torch
@@ -10,5 +10,6 @@ Example:
 
 from .handles import LayerHandles
 from .layer_ops import LAYER_OPS, SUPPORTED_LAYER_TYPES, LayerCall, LayerOpMode
+from .names import class_name
 
-__all__ = ["LAYER_OPS", "SUPPORTED_LAYER_TYPES", "LayerCall", "LayerHandles", "LayerOpMode"]
+__all__ = ["LAYER_OPS", "SUPPORTED_LAYER_TYPES", "LayerCall", "LayerHandles", "LayerOpMode", "class_name"]

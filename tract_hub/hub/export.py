@@ -20,7 +20,7 @@ from ..artifacts.curves import Curve, plot_curves
 from ..artifacts.files import atomic_directory
 from ..artifacts.metadata import TrActMetadata
 from ..artifacts.publish import published_recipe
-from ..artifacts.run_dir import Run, RunDirectory
+from ..artifacts.run_dir import BEST, CheckpointName, Run, RunDirectory
 from ..errors import InvalidArgumentError
 from ..models import resolve_architecture
 from ..pretrained import ArchitectureSpec, build_and_load, write_checkpoint
@@ -73,7 +73,7 @@ def _spec(run: Run) -> ArchitectureSpec:
     return ArchitectureSpec(source, arch, dict(model.kwargs))
 
 
-def run_metadata(run: Run, baseline: Run | None = None, *, checkpoint: str | None = None) -> TrActMetadata:
+def run_metadata(run: Run, baseline: Run | None = None, *, checkpoint: CheckpointName | None = None) -> TrActMetadata:
     """TrAct's metadata of a run (and of the vanilla ``baseline`` it is compared with)."""
     summary = run.summary
     return TrActMetadata(
@@ -145,7 +145,7 @@ def save_run(
     directory: str | os.PathLike[str],
     *,
     baseline: str | os.PathLike[str] | None = None,
-    checkpoint: str = "best",
+    checkpoint: CheckpointName = BEST,
     repo_id: str | None = None,
     overwrite: bool = False,
 ) -> Path:

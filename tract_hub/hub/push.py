@@ -32,6 +32,7 @@ from .._version import __version__
 from ..artifacts.checkpoint_files import CARD_NAME, CONFIG_NAME
 from ..artifacts.run_dir import RunDirectory
 from ..errors import HubError, InvalidArgumentError
+from ..pretrained.fetch import hub_request_errors
 from .export import save_run
 from .pull import pull
 from .save import save_pretrained
@@ -155,14 +156,12 @@ def _upload(
 
 def _commit(api: Any, planned: PushResult) -> PushResult:
     """Upload ``planned``; what was uploaded, and the commit's URL."""
-    from huggingface_hub import errors as hf
-
     try:
         commit, kept_card = _upload(
             api, planned.repo_id, planned.folder, private=planned.private, revision=planned.revision,
             message=planned.commit_message,
         )  # fmt: skip
-    except (OSError, hf.HfHubHTTPError, hf.HfHubHTTPError.__mro__[1]) as error:
+    except hub_request_errors() as error:
         raise _push_error(error, planned.repo_id) from error
     commit_url = getattr(commit, "commit_url", None) or (str(commit) if commit is not None else None)
     files = tuple(entry for entry in planned.files if not (kept_card and entry[0] == CARD_NAME))

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..core.layer_ops import SUPPORTED_LAYER_TYPES, LayerCall, LayerOpMode
+from ..core.names import class_name
 from ..errors import InvalidArgumentError, TargetNotFoundError, TrActStateError, UnsupportedLayerError
 from .distributed import accumulated_gradient
 from .layer import RefuseScripting, ScriptPlainModel, TrActForward, probe_input
@@ -74,25 +75,21 @@ def iter_patched(model: nn.Module) -> Iterator[tuple[str, TrActForward]]:
             yield name, installed
 
 
-def _describe(module: nn.Module) -> str:
-    return f"{type(module).__module__}.{type(module).__qualname__}"
-
-
 def check_layer(name: str, module: nn.Module) -> None:
     """Refuse (with the reason and the fix) any layer TrAct cannot honour exactly."""
     if isinstance(module, nn.modules.lazy.LazyModuleMixin) and module.has_uninitialized_params():
         raise UnsupportedLayerError(
-            f"layer {name!r} ({_describe(module)}) has uninitialized lazy parameters; run one forward pass "
+            f"layer {name!r} ({class_name(module)}) has uninitialized lazy parameters; run one forward pass "
             "before patching"
         )
     if not isinstance(module, SUPPORTED_LAYER_TYPES):
         raise UnsupportedLayerError(
-            f"layer {name!r} is a {_describe(module)}; TrAct acts on nn.Linear and nn.Conv1d/2d/3d layers "
+            f"layer {name!r} is a {class_name(module)}; TrAct acts on nn.Linear and nn.Conv1d/2d/3d layers "
             "(and their subclasses). Name the Linear/convolution inside it as target="
         )
     weight = getattr(module, "weight", None)
     if not isinstance(weight, torch.Tensor):
-        raise UnsupportedLayerError(f"layer {name!r} ({_describe(module)}) has no weight tensor")
+        raise UnsupportedLayerError(f"layer {name!r} ({class_name(module)}) has no weight tensor")
     if weight.is_complex() or not weight.is_floating_point():
         raise UnsupportedLayerError(f"layer {name!r} has a {weight.dtype} weight; TrAct needs a real float weight")
     _probe(name, module)
@@ -115,13 +112,13 @@ def _probe(name: str, module: nn.Module) -> None:
             forward(probe_input(module))
     except Exception as error:  # the layer's own forward failed on a minimal input
         raise UnsupportedLayerError(
-            f"layer {name!r} ({_describe(module)}) could not be checked: its forward failed on a minimal input "
+            f"layer {name!r} ({class_name(module)}) could not be checked: its forward failed on a minimal input "
             f"({type(error).__name__}: {error})"
         ) from error
     if len(seen) != 1 or tuple(seen[0].weight.shape) != tuple(module.weight.shape):
         found = [tuple(call.weight.shape) for call in seen]
         raise UnsupportedLayerError(
-            f"layer {name!r} ({_describe(module)}): TrAct needs its forward to make exactly one F.linear/F.conv*d "
+            f"layer {name!r} ({class_name(module)}): TrAct needs its forward to make exactly one F.linear/F.conv*d "
             f"call with a weight of shape {tuple(module.weight.shape)}; found calls with weights {found}"
         )
 
@@ -232,7 +229,7 @@ def _check_weight_is_a_parameter(name: str, module: nn.Module) -> None:
     (``torch.nn.utils.parametrize``, the old ``weight_norm`` hooks) has none."""
     if module._parameters.get("weight") is None:
         raise UnsupportedLayerError(
-            f"layer {name!r} ({_describe(module)}): its weight is computed from other parameters on each access "
+            f"layer {name!r} ({class_name(module)}): its weight is computed from other parameters on each access "
             "(a parametrization such as weight_norm), so it has no .grad in which exact mode could follow the "
             "accumulation. Use exact=False (the paper's per-backward TrAct), or remove the parametrization."
         )
@@ -257,7 +254,7 @@ def _record(name: str, installed: TrActForward) -> PatchedLayer:
     module = installed.module
     return PatchedLayer(
         name=name,
-        layer_type=f"{type(module).__module__}.{type(module).__qualname__}",
+        layer_type=class_name(module),
         lam=installed.lam,
         exact=installed.exact,
         found_by=installed.found_by,

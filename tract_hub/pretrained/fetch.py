@@ -150,11 +150,31 @@ def _hub_error(error: Exception, source: CheckpointSource, filename: str) -> Hub
     return HubError(f"{source}: downloading {filename} failed ({type(error).__name__}: {error}); check the network")
 
 
-def _transport_errors() -> tuple[type[BaseException], ...]:
+def http_library_error() -> type[Exception]:
+    """The HTTP library's own ``HTTPError`` that huggingface_hub's ``HfHubHTTPError`` derives from: httpx's
+    (huggingface_hub >= 1.0, whose connection failures derive from it and not from OSError) or requests' (before
+    1.0, whose errors are OSErrors). Found by name among the bases, since the library is huggingface_hub's choice.
+
+    Example:
+        >>> http_library_error().__name__
+        'HTTPError'
+    """
     from huggingface_hub import errors as hf
 
-    # The HTTP library's own base error (requests or httpx), which connection failures derive from.
-    return (OSError, hf.EntryNotFoundError, hf.HfHubHTTPError, hf.HfHubHTTPError.__mro__[1])
+    return next(base for base in hf.HfHubHTTPError.__mro__[1:] if base.__name__ == "HTTPError")
+
+
+def hub_request_errors() -> tuple[type[BaseException], ...]:
+    """What a failed request to the Hub raises (``except hub_request_errors():``): OSError, huggingface_hub's
+    ``HfHubHTTPError`` and :func:`http_library_error`; the project turns each into a :class:`HubError`.
+
+    Example:
+        >>> OSError in hub_request_errors()
+        True
+    """
+    from huggingface_hub import errors as hf
+
+    return (OSError, hf.HfHubHTTPError, http_library_error())
 
 
 def fetch_file(
@@ -198,6 +218,7 @@ def _download(
     token: str | bool | None,
 ) -> Path | None:
     import huggingface_hub
+    from huggingface_hub import errors as hf
 
     try:
         return Path(
@@ -211,9 +232,7 @@ def _download(
                 library_version=__version__,
             )
         )
-    except _transport_errors() as error:
-        from huggingface_hub import errors as hf
-
+    except (*hub_request_errors(), hf.EntryNotFoundError) as error:
         if not required and isinstance(error, hf.EntryNotFoundError):
             logger.debug("%s has no %s", source, filename)
             return None

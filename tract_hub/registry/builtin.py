@@ -1,7 +1,9 @@
-"""The rules tract_hub ships: torchvision's model families (which carry no ``first_conv``) and the timm models
-whose ``pretrained_cfg["first_conv"]`` does not name their first layers.
+"""The rules tract_hub ships: torchvision's model families (which carry no ``first_conv``), the timm models
+whose ``pretrained_cfg["first_conv"]`` does not name their first layers, and the families :mod:`tract_hub.models`
+builds outside timm (the paper's Faster R-CNN on VGG features).
 
-Each entry transcribes the model's source (the module that first receives the image). ``tract_hub.locate(model,
+Each entry transcribes the model's source (the module that first receives the image). A rule names its classes
+by their qualified names, so this floor imports none of the model code it describes. ``tract_hub.locate(model,
 verify=True)`` and the tests check every rule against the trace.
 """
 
@@ -55,6 +57,13 @@ _RULES = (
         inputs=((1, 3, 128, 128), (1, 3, 128, 128)),
         forward_kwargs={"num_flow_updates": 1},
         description="two encoders: features of both frames, context of the first",
+    ),
+    # tract_hub's detector (tract_hub.models.faster_rcnn_vgg): the first convolution of the VGG features
+    Rule(
+        "tract_hub.faster_rcnn_vgg",
+        ("tract_hub.models.faster_rcnn_vgg.VggFasterRCNN",),
+        ("backbone.0",),
+        description="Faster R-CNN on VGG features (the paper's VOC2007 detector)",
     ),
     # torchvision detection and segmentation: the backbone's stem (the model normalizes and resizes first)
     Rule(

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..core.layer_ops import SUPPORTED_LAYER_TYPES
+from ..core.names import class_name
 from ..errors import FirstLayerNotFoundError, InvalidArgumentError
 from . import builtin  # noqa: F401  (registers the built-in rules)
 from .inputs import candidate_shapes
@@ -59,8 +60,7 @@ class FirstLayer:
     @property
     def layer_type(self) -> str:
         """The module's class, e.g. ``"torch.nn.modules.conv.Conv2d"``."""
-        cls = type(self.module)
-        return f"{cls.__module__}.{cls.__qualname__}"
+        return class_name(self.module)
 
 
 class LocatedLayers(list):
@@ -94,8 +94,7 @@ class LocatedLayers(list):
 def _unwrap(model: nn.Module) -> tuple[nn.Module, str]:
     prefix = ""
     while True:
-        cls = type(model)
-        attribute = _WRAPPERS.get(f"{cls.__module__}.{cls.__qualname__}")
+        attribute = _WRAPPERS.get(class_name(model))
         inner = getattr(model, attribute, None) if attribute else None
         if not isinstance(inner, nn.Module):
             return model, prefix
@@ -238,7 +237,7 @@ def locate(
             tried.append(f"trace ({result.device}, inputs {_describe(result.inputs)}): found {', '.join(answer)}")
     if answer is None:
         raise FirstLayerNotFoundError(
-            f"could not locate the first layer of {type(root).__module__}.{type(root).__qualname__}. Tried: "
+            f"could not locate the first layer of {class_name(root)}. Tried: "
             + "; ".join(tried)
             + f". Name it by hand: tract_hub.patch(model, target='<name>') ({_layer_modules(root)})."
         )

@@ -38,6 +38,7 @@ from typing import Any
 from torch import nn
 
 from ..core.layer_ops import SUPPORTED_LAYER_TYPES
+from ..core.names import class_name
 from ..errors import RuleError
 
 #: Version of the dictionary form of a rule (:meth:`Rule.to_dict`).
@@ -47,11 +48,6 @@ RULE_FORMAT_VERSION = 1
 RESERVED_NAMES = frozenset({"target", "trace", "timm.first_conv"})
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]*$")
-
-
-def class_name(cls: type) -> str:
-    """``module.QualName`` of a class, the form ``Rule.match`` stores."""
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _shape(value: Any, rule: str) -> tuple[int, ...]:

@@ -30,7 +30,6 @@ Example (a tiny version of the demo recipe, about a second on a CPU):
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
@@ -47,8 +46,8 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..artifacts.curves import Curve, plot_curves
-from ..artifacts.run_dir import ModelRecord, RunDirectory, RunSummary
-from ..errors import DataError, InvalidArgumentError, RecipeError, TrActStateError
+from ..artifacts.run_dir import BEST, LAST, ModelRecord, RunDirectory, RunSummary
+from ..errors import DataError, InvalidArgumentError, RecipeError
 from . import checkpoint
 from .data import DataSplits, build_datasets
 from .distributed import DistContext, all_reduce_sum, barrier, setup_distributed, teardown_distributed
@@ -58,9 +57,17 @@ from .evaluation import ShardSampler, autocast, to_device
 from .modeling import BuiltModel, build_model, install_tract
 from .objective import build_objective
 from .optim import build_optimizers, build_schedulers
-from .progress import StepMeter, bar_and_logs, format_duration, format_scores, progress_wanted
-from .recipe import Recipe, dump_recipe, parse_yaml, recipe_to_data
-from .resume import Change, resume_changes
+from .progress import StepMeter, bar_and_logs, format_duration, format_scores, plural, progress_wanted
+from .recipe import Recipe, dump_recipe, recipe_to_data
+from .resume import (
+    Change,
+    ResumePoint,
+    check_run_directory,
+    continue_schedule,
+    restore_training,
+    resume_history,
+    training_state,
+)
 from .sinks import ReportOptions, Sinks, check_available, open_sinks
 
 logger = logging.getLogger(__name__)
@@ -74,11 +81,6 @@ class TrainResult:
     summary: RunSummary
     model: nn.Module
     is_main: bool = True  # False on the other ranks under torchrun (their summary has no metrics)
-
-
-def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """``"1 epoch"``, ``"2 epochs"`` (``nouns``: the plural, when it is not ``noun + "s"``)."""
-    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def default_run_dir(recipe: Recipe, root: str | Path = "runs") -> Path:
@@ -109,7 +111,11 @@ def _exact_mode(recipe: Recipe, world_size: int) -> tuple[bool, str]:
 
 
 class Trainer:
-    """Everything one run needs, built from a recipe; :meth:`run` trains it."""
+    """Everything one run needs, built from a recipe; :meth:`run` trains it.
+
+    ``__init__`` runs the build steps below in the one order that works; each step reads what the steps before
+    it built.
+    """
 
     def __init__(
         self,
@@ -122,30 +128,56 @@ class Trainer:
         self.recipe, self.run_dir, self.context = recipe, run_dir, context
         self.config = recipe.train
         self.device = context.device
+        self._configure(show_progress, report)  # reporting, hardware and batch checks, determinism, exact mode
+        self._build_data()  # the data sets and the objective (the model's number of classes)
+        self._build_model()  # on its device and memory format
+        self._build_ema()  # before the patch: the EMA copies the model unpatched
+        self._install_tract()  # before the optimizers: a first layer the patch unfroze must be in them
+        self._build_optimizers()
+        self._build_loaders()  # before the schedulers, which count optimizer steps per epoch
+        self._build_schedulers()
+        self._wrap_model()  # DDP, then torch.compile, around the patched model
+        self._start_counters()  # step, best scores, learning rate, epoch times
+
+    # -- build steps, in the order of __init__ ---------------------------------------------------------------
+    def _configure(self, show_progress: bool | None, report: ReportOptions | None) -> None:
+        context = self.context
         self.show_progress = context.is_main and (progress_wanted() if show_progress is None else show_progress)
         self.report = report or ReportOptions()
+        self.sinks: Sinks | None = None
         if context.is_main:
             check_available(self.report)
         self._check_hardware()
         self.rank_batch = self.config.batch_size // context.world_size
-        self.exact, self.exact_reason = _exact_mode(recipe, context.world_size)
+        self.exact, self.exact_reason = _exact_mode(self.recipe, context.world_size)
         if self.config.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = not self.config.deterministic
 
+    def _build_data(self) -> None:
         seed_everything(self.config.seed)
         self.data: DataSplits = self._build_datasets()
-        self.objective = build_objective(recipe.data.dataset, self.config, self.data.num_classes)
+        self.objective = build_objective(self.recipe.data.dataset, self.config, self.data.num_classes)
         self.task = self.objective.task
-        self.built: BuiltModel = build_model(recipe, self.data.num_classes)
+
+    def _build_model(self) -> None:
+        self.built: BuiltModel = build_model(self.recipe, self.data.num_classes)
         self.model = self.built.model.to(self.device)
         if self.config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+
+    def _build_ema(self) -> None:
         self.ema = WeightEma(self.model, self.config.ema) if self.config.ema is not None else None
-        self.first_layers = install_tract(self.model, recipe, exact=self.exact)
-        self.optimizers = build_optimizers(self.model, recipe.optimizer, self.first_layers)
+
+    def _install_tract(self) -> None:
+        self.first_layers = install_tract(self.model, self.recipe, exact=self.exact)
+
+    def _build_optimizers(self) -> None:
+        self.optimizers = build_optimizers(self.model, self.recipe.optimizer, self.first_layers)
+
+    def _build_loaders(self) -> None:
         self.train_loader, self.sampler = self._train_loader()
         self.val_loader = self._val_loader()
         self.steps_per_epoch = len(self.train_loader)
@@ -154,26 +186,30 @@ class Trainer:
                 f"{len(self.data.train)} training samples make no batch of {self.rank_batch} per rank with "
                 "train.drop_last=true; lower train.batch_size or set train.drop_last=false"
             )
-        self.schedulers = build_schedulers(
-            self.optimizers, recipe.schedule, self.config.epochs * self.steps_per_epoch, self.steps_per_epoch
-        )
+
+    def _build_schedulers(self) -> None:
+        total_steps = self.config.epochs * self.steps_per_epoch
+        self.schedulers = build_schedulers(self.optimizers, self.recipe.schedule, total_steps, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.config.precision == "fp16")
+
+    def _wrap_model(self) -> None:
         self.parallel_model: nn.Module = self.model
-        if context.distributed:
+        if self.context.distributed:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.parallel_model = nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
         self.forward_model: nn.Module = (
             torch.compile(self.parallel_model) if self.config.compile else self.parallel_model
         )
+
+    def _start_counters(self) -> None:
         self.global_step = 0
         self.diverged_at: int | None = None
         self.best: dict[str, Any] = {}
         self.last_lr = self.optimizers[0].param_groups[0]["lr"]
-        self.sinks: Sinks | None = None
         self.epoch_times: list[float] = []  # wall time of each epoch trained by this process (train + eval)
         self.resume_changes: list[Change] = []
 
-    # -- setup ---------------------------------------------------------------------------------------------
+    # -- what the build steps use --------------------------------------------------------------------------
     def _check_hardware(self) -> None:
         config, world = self.config, self.context.world_size
         if config.precision == "fp16" and self.device.type != "cuda":
@@ -336,42 +372,6 @@ class Trainer:
         return keys + tuple(f"ema_{key}" for key in keys) if self.ema is not None else keys
 
     # -- state ---------------------------------------------------------------------------------------------
-    def training_state(self, epoch: int) -> dict[str, Any]:
-        return {
-            "epoch": epoch,
-            "global_step": self.global_step,
-            "optimizers": [o.state_dict() for o in self.optimizers],
-            "schedulers": [s.state_dict() for s in self.schedulers],
-            "scaler": self.scaler.state_dict(),
-            "best": dict(self.best),
-            "rng": checkpoint.capture_rng_state(),
-        }
-
-    def load_state(self, directory: Path) -> int:
-        """Weights and training state from a checkpoint directory; returns the epochs it completed."""
-        self.model.load_state_dict(checkpoint.load_model_state(directory), strict=True)
-        if self.ema is not None:
-            ema_state = checkpoint.load_ema_state(directory)
-            if ema_state is None:
-                raise TrActStateError(
-                    f"{directory}: the recipe keeps EMA weights (train.ema) but the checkpoint has none"
-                )
-            self.ema.load_state_dict(ema_state)
-        state = checkpoint.load_training_state(directory)
-        if len(state["optimizers"]) != len(self.optimizers):
-            raise TrActStateError(
-                f"{directory}: {len(state['optimizers'])} optimizer states for {len(self.optimizers)}"
-            )
-        for optimizer, saved in zip(self.optimizers, state["optimizers"], strict=True):
-            optimizer.load_state_dict(saved)
-        for scheduler, saved in zip(self.schedulers, state["schedulers"], strict=True):
-            scheduler.load_state_dict(saved)
-        self.scaler.load_state_dict(state["scaler"])
-        self.global_step = int(state["global_step"])
-        self.best = dict(state["best"])
-        checkpoint.restore_rng_state(state["rng"])
-        return int(state["epoch"])
-
     def summary(self, epochs_done: int, rows: Sequence[dict[str, Any]]) -> RunSummary:
         metric = self.task.main_metric
         evaluated = [row for row in rows if row.get(metric) is not None]
@@ -403,71 +403,43 @@ class Trainer:
 
     # -- the run -------------------------------------------------------------------------------------------
     def _prepare_directory(self, resume: bool) -> int:
-        """Check the run directory against the recipe; load the last checkpoint when resuming."""
-        run_dir, text = self.run_dir, dump_recipe(self.recipe)
-        if run_dir.recipe_path.exists():
-            if not resume:
-                raise InvalidArgumentError(
-                    f"{run_dir.path} already holds a run; pass --resume to continue it, or choose another "
-                    "run directory (--run-dir)"
-                )
-            saved = parse_yaml(run_dir.recipe_path.read_text(encoding="utf-8"), str(run_dir.recipe_path))
-            self.resume_changes = resume_changes(saved, recipe_to_data(self.recipe), str(run_dir.recipe_path))
-        found = checkpoint.checkpoint_directory(run_dir.checkpoint("last")) if resume else None
+        """Check the run directory against the recipe; when resuming, continue from its last checkpoint.
+        Returns the epochs already trained."""
+        run_dir = self.run_dir
+        self.resume_changes = check_run_directory(run_dir, self.recipe, resume=resume)
+        found = checkpoint.checkpoint_directory(run_dir.checkpoint(LAST)) if resume else None
         barrier(self.context)  # every rank has looked at the directory before rank 0 writes into it
         start = 0
         if found is not None:
-            start = self.load_state(found)
-            self._apply_resume_changes(start)
-            if start >= self.config.epochs:
-                logger.warning(
-                    "--resume: %s already finished its %s; nothing to train (--set train.epochs=N trains longer)",
-                    run_dir.path,
-                    plural(start, "epoch"),
-                )
-            else:
-                logger.info("resuming %s after epoch %d", run_dir.path, start)
+            start = self._continue_from(found)
         elif resume:
             logger.warning("--resume: %s has no checkpoint yet; starting from the beginning", run_dir.path)
         if self.context.is_main:
-            self._write_start(start, text)
+            self._write_start(start, dump_recipe(self.recipe))
         barrier(self.context)
         return start
 
-    def _apply_resume_changes(self, start: int) -> None:
-        """After loading a checkpoint of ``start`` epochs: the learning rate of a changed run length."""
-        if not self.resume_changes:
-            return
-        logger.info("--resume with changes: %s", "; ".join(map(str, self.resume_changes)))
-        epochs = next((change for change in self.resume_changes if change.key == "train.epochs"), None)
-        if epochs is None:
-            return
-        saved_epochs = epochs.old
-        if start > self.config.epochs:
-            raise RecipeError(
-                f"--resume: train.epochs={self.config.epochs} is fewer than the {plural(start, 'epoch')} already "
-                f"trained in {self.run_dir.path}; give train.epochs >= {start}"
-            )
-        before = self.optimizers[0].param_groups[0]["lr"]
-        for optimizer, scheduler in zip(self.optimizers, self.schedulers, strict=True):
-            for group, base_lr, factor in zip(
-                optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True
-            ):
-                group["lr"] = base_lr * factor(scheduler.last_epoch)
-        after = self.optimizers[0].param_groups[0]["lr"]
-        logger.log(
-            logging.WARNING if after != before else logging.INFO,
-            "--resume: train.epochs %d -> %d: the %s schedule is recomputed for %s; the learning rate continues "
-            "at %.4g (it was %.4g), where a run of %s is at step %d",
-            saved_epochs,
-            self.config.epochs,
-            self.recipe.schedule.name,
-            plural(self.config.epochs, "epoch"),
-            after,
-            before,
-            plural(self.config.epochs, "epoch"),
-            self.global_step,
+    def _continue_from(self, directory: Path) -> int:
+        """Restore a checkpoint (and the schedule of a changed run length); returns the epochs it completed."""
+        point = restore_training(
+            directory,
+            model=self.model,
+            ema=self.ema,
+            optimizers=self.optimizers,
+            schedulers=self.schedulers,
+            scaler=self.scaler,
         )
+        self.global_step, self.best = point.global_step, point.best
+        continue_schedule(self.resume_changes, point, self.recipe, self.optimizers, self.schedulers, self.run_dir.path)
+        if point.epoch >= self.config.epochs:
+            logger.warning(
+                "--resume: %s already finished its %s; nothing to train (--set train.epochs=N trains longer)",
+                self.run_dir.path,
+                plural(point.epoch, "epoch"),
+            )
+        else:
+            logger.info("resuming %s after epoch %d", self.run_dir.path, point.epoch)
+        return point.epoch
 
     def _write_start(self, start: int, recipe_text: str) -> None:
         """Before the first epoch (rank 0): metrics rows of the epochs to train dropped, recipe and environment."""
@@ -483,7 +455,7 @@ class Trainer:
             "accum_steps": self.config.accum_steps,
             "micro_batch_per_rank": self.rank_batch // self.config.accum_steps,
             "resumed_after_epoch": start or None,
-            "resume_changes": self._resume_history(start),
+            "resume_changes": resume_history(self.run_dir.environment_path, start, self.resume_changes),
         }
         environment = environment_record(
             device=self.device,
@@ -494,22 +466,6 @@ class Trainer:
             extra=extra,
         )
         run_dir.write_environment(environment)
-
-    def _resume_history(self, start: int) -> list[dict[str, Any]]:
-        """The recipe changes of every resume so far (from the previous environment.json), this one added."""
-        history: list[dict[str, Any]] = []
-        if start and self.run_dir.environment_path.is_file():
-            try:
-                previous = json.loads(self.run_dir.environment_path.read_text(encoding="utf-8"))
-                history = list(previous.get("resume_changes") or [])
-            except (json.JSONDecodeError, AttributeError, TypeError):
-                logger.warning(
-                    "%s is not readable JSON; earlier resume changes are not carried over",
-                    self.run_dir.environment_path,
-                )
-        if self.resume_changes:
-            history.append({"after_epoch": start, "changes": [str(change) for change in self.resume_changes]})
-        return history
 
     def run(self, resume: bool = False) -> TrainResult:
         start = self._prepare_directory(resume)
@@ -596,11 +552,12 @@ class Trainer:
         self.run_dir.append_metrics(row)
         if not math.isfinite(row["train_loss"]):
             return
-        state = self.training_state(epoch)
+        point = ResumePoint(epoch, self.global_step, self.best)
+        state = training_state(point, self.optimizers, self.schedulers, self.scaler)
         ema_state = self.ema.state_dict() if self.ema is not None else None
         if improved:
-            checkpoint.save_checkpoint(self.run_dir.checkpoint("best"), self.model.state_dict(), state, ema_state)
-        checkpoint.save_checkpoint(self.run_dir.checkpoint("last"), self.model.state_dict(), state, ema_state)
+            checkpoint.save_checkpoint(self.run_dir.checkpoint(BEST), self.model.state_dict(), state, ema_state)
+        checkpoint.save_checkpoint(self.run_dir.checkpoint(LAST), self.model.state_dict(), state, ema_state)
         self.run_dir.write_summary(self.summary(epoch, self.run_dir.read_metrics()))
 
 

@@ -2,7 +2,8 @@
 
 The model is an architecture by name (``tract_hub.models.create_model``: timm and torchvision only), a checkpoint
 to fine-tune (``model.init``: a hub directory or repository through ``tract_hub.from_pretrained``, or a run
-directory of this trainer), or a Faster R-CNN on a VGG backbone (``model.detector``).
+directory of this trainer), or a Faster R-CNN on a VGG backbone (``model.detector``:
+:mod:`tract_hub.models.faster_rcnn_vgg`). Its first layer is the registry's answer, or the recipe's ``target``.
 
 Example:
     >>> from tract_hub.training.recipe import load_recipe
@@ -14,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -24,15 +26,14 @@ from torch import nn
 
 from .._api import patch
 from ..artifacts.checkpoint_files import CONFIG_NAME, read_config
-from ..artifacts.run_dir import RunDirectory
-from ..artifacts.task import DETECTION
+from ..artifacts.run_dir import BEST, RunDirectory
 from ..artifacts.weights import load_strict, read_weights
 from ..errors import HubError, RecipeError, TrActError
 from ..models import create_model, resolve_architecture
+from ..models.faster_rcnn_vgg import build_faster_rcnn_vgg
 from ..patching import patched_layers
 from ..pretrained import from_pretrained
 from ..registry import locate
-from . import detector
 from .input_norm import apply_input_norm
 from .recipe import Recipe
 
@@ -76,7 +77,7 @@ def _from_run_directory(path: Path, num_classes: int, overrides: dict[str, Any])
     saved_kwargs = dict(record.kwargs)
     kwargs = {**saved_kwargs, **{k: v for k, v in overrides.items() if k != "num_classes"}}
     model = create_model(architecture, **kwargs)
-    weights = run.weights("best")  # a regular file inside the run directory
+    weights = run.weights(BEST)  # a regular file inside the run directory
     state = read_weights(weights)
     if kwargs != saved_kwargs:
         state = _adapt_state_dict(model, state)
@@ -140,7 +141,9 @@ def build_model(recipe: Recipe, num_classes: int) -> BuiltModel:
             built = _from_hub(config.init, num_classes)
     elif config.detector == "faster_rcnn":
         architecture = canonical_architecture(config.architecture or "")
-        model = detector.build_faster_rcnn(architecture, config.detection, num_classes, pretrained=config.pretrained)
+        model = build_faster_rcnn_vgg(
+            architecture, num_classes, pretrained=config.pretrained, **dataclasses.asdict(config.detection)
+        )
         built = BuiltModel(model, architecture, {})
     else:
         architecture = canonical_architecture(config.architecture or "")
@@ -160,11 +163,9 @@ def build_model(recipe: Recipe, num_classes: int) -> BuiltModel:
 
 
 def first_layer_names(model: nn.Module, recipe: Recipe) -> list[str]:
-    """The first layer(s): the recipe's ``target``, the detector's backbone stem, or tract_hub's registry."""
+    """The first layer(s): the recipe's ``target``, else tract_hub's registry."""
     if recipe.target is not None:
         return [recipe.target] if isinstance(recipe.target, str) else list(recipe.target)
-    if recipe.task is DETECTION:
-        return [detector.FIRST_LAYER]
     return [layer.name for layer in locate(model)]
 
 
@@ -178,8 +179,5 @@ def install_tract(model: nn.Module, recipe: Recipe, *, exact: bool) -> list[str]
                 raise
             logger.warning("vanilla run: the first layer is not recorded (%s)", error)
             return []
-    target = None
-    if recipe.target is not None or recipe.task is DETECTION:
-        target = first_layer_names(model, recipe)
-    patch(model, recipe.lam, target=target, exact=exact)
+    patch(model, recipe.lam, target=recipe.target, exact=exact)
     return [layer.name for layer in patched_layers(model)]

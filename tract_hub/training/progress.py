@@ -94,6 +94,11 @@ def format_scores(scores: Mapping[str, Any], keys: Sequence[str]) -> str:
     return "  ".join(parts)
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``"1 epoch"``, ``"2 epochs"`` (``nouns``: the plural, when it is not ``noun + "s"``)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
 def format_duration(seconds: float) -> str:
     """``H:MM:SS`` (``D days, H:MM:SS`` past a day)."""
     return str(datetime.timedelta(seconds=max(0, round(seconds))))

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -377,7 +378,7 @@ def recipe_from_data(data: Any, overrides: Iterable[str] = (), source: str = "re
     """Validate plain data (with ``KEY=VALUE`` overrides applied) into a :class:`Recipe`."""
     if not isinstance(data, dict):
         raise RecipeError(f"{source} must be a mapping of keys to values, not {type(data).__name__}")
-    data = _deep_copy(data)
+    data = copy.deepcopy(data)
     for override in overrides:
         key, value = parse_override(override)
         set_path(data, key, value)
@@ -385,14 +386,6 @@ def recipe_from_data(data: Any, overrides: Iterable[str] = (), source: str = "re
         return from_data(Recipe, data)
     except RecipeError as error:
         raise RecipeError(f"{source}: {error}") from None
-
-
-def _deep_copy(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: _deep_copy(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_deep_copy(v) for v in data]
-    return data
 
 
 def resolve_recipe_path(name: str | Path) -> Path:

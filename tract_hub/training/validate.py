@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from ..artifacts.checkpoint_files import CONFIG_NAME, WEIGHTS_NAME
 from ..artifacts.datasets import DATASETS, task_of
 from ..artifacts.metadata import read_metadata
-from ..artifacts.run_dir import RunDirectory
+from ..artifacts.run_dir import BEST, CHECKPOINTS, CheckpointName, RunDirectory
 from ..artifacts.schema import from_data, set_path
 from ..artifacts.task import DETECTION, Task
 from ..artifacts.weights import load_strict, read_weights
@@ -115,7 +115,7 @@ def _recorded_row(run: RunDirectory, epoch: int | None, ema: bool, task: Task) -
     return found if found.get(task.main_metric) is not None else None
 
 
-def _from_run(path: Path, which: str, ema: bool, overrides: list[str]) -> _Prepared:
+def _from_run(path: Path, which: CheckpointName, ema: bool, overrides: list[str]) -> _Prepared:
     run = RunDirectory(path)
     summary = run.read_summary()
     saved = run.read_recipe()
@@ -194,7 +194,7 @@ def _from_checkpoint(source: str, dataset: str | None, overrides: list[str], **h
         and same_data
         and section == (recipe.get("data") or section)
     ):
-        values = (metadata.best if metadata.checkpoint == "best" else metadata.metrics) or {}
+        values = (metadata.best if metadata.checkpoint == BEST else metadata.metrics) or {}
         recorded = {k: v for k, v in values.items() if k != "epoch"} or None
     return _Prepared(model, data, str(where), recorded=recorded, details={"checkpoint": str(where)})
 
@@ -213,7 +213,7 @@ def validate(
     *,
     dataset: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
-    checkpoint: str = "best",
+    checkpoint: CheckpointName = BEST,
     ema: bool = False,
     device: str = "auto",
     batch_size: int | None = None,
@@ -229,8 +229,8 @@ def validate(
     data set of a checkpoint that records none (or another one); ``overrides`` change ``data.*`` keys;
     ``batch_size`` and ``precision`` default to the run's own evaluation settings (else 128, fp32).
     """
-    if checkpoint not in ("best", "last"):
-        raise InvalidArgumentError(f"checkpoint={checkpoint!r}: expected 'best' or 'last'")
+    if checkpoint not in CHECKPOINTS:
+        raise InvalidArgumentError(f"checkpoint={checkpoint!r}: expected one of {CHECKPOINTS}")
     overrides = list(overrides)
     path = Path(source)
     if path.is_dir() and RunDirectory(path).summary_path.is_file():
