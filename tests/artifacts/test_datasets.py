@@ -36,6 +36,17 @@ def test_an_offline_loader_gives_what_its_row_says() -> None:
     assert (splits.num_classes, splits.in_chans) == (row.num_classes, row.channels)
 
 
+def test_the_formats_class_lists_agree_with_the_table() -> None:
+    """The loaders report the table's class counts; the file formats' own class lists must agree with them."""
+    from tract_hub.training.data import cifar, digits, voc
+
+    assert {name: DATASETS[name].num_classes for name in cifar.LAYOUTS} == {
+        name: layout.num_classes for name, layout in cifar.LAYOUTS.items()
+    }
+    assert DATASETS["voc2007"].num_classes == voc.NUM_DETECTION_CLASSES == len(voc.VOC_CLASSES) + 1
+    assert DATASETS["digits"].num_classes == digits.NUM_CLASSES
+
+
 def test_tasks_come_from_the_table() -> None:
     assert [name for name, row in DATASETS.items() if row.task is DETECTION] == ["voc2007"]
     assert task_of("fashion_mnist") is CLASSIFICATION and task_of("something recorded elsewhere") is CLASSIFICATION

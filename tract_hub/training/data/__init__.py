@@ -102,7 +102,7 @@ def _digits(config: DataConfig, info: DatasetInfo) -> DataSplits:
 
     train = TensorDataset(prepare(split.train_images), split.train_labels)
     val = TensorDataset(prepare(split.test_images), split.test_labels)
-    return DataSplits(train, val, digits.NUM_CLASSES, info.channels)
+    return DataSplits(train, val, int(info.num_classes or 0), info.channels)
 
 
 def _fashion_mnist(config: DataConfig, info: DatasetInfo) -> DataSplits:
@@ -115,7 +115,7 @@ def _fashion_mnist(config: DataConfig, info: DatasetInfo) -> DataSplits:
         raise DataError(fashion_mnist.missing_message(places))
     splits = fashion_mnist.read_fashion_mnist(found)
     splits.train.transform, splits.test.transform = _transforms(config, info)
-    return DataSplits(splits.train, splits.test, len(splits.train.classes), info.channels)
+    return DataSplits(splits.train, splits.test, int(info.num_classes or 0), info.channels)
 
 
 def _cifar(config: DataConfig, info: DatasetInfo) -> DataSplits:
@@ -125,7 +125,7 @@ def _cifar(config: DataConfig, info: DatasetInfo) -> DataSplits:
     train_tf, val_tf = _transforms(config, info)
     train = cifar.CifarDataset(cifar.read_cifar(root, name, train=True), train_tf)
     val = cifar.CifarDataset(cifar.read_cifar(root, name, train=False), val_tf)
-    return DataSplits(train, val, cifar.LAYOUTS[name].num_classes, info.channels)
+    return DataSplits(train, val, int(info.num_classes or 0), info.channels)
 
 
 def _image_folder(config: DataConfig, info: DatasetInfo) -> DataSplits:
@@ -152,7 +152,7 @@ def _voc(config: DataConfig, info: DatasetInfo) -> DataSplits:
         voc.download_voc2007(root)
     train = voc.VocDetection(root, "trainval", flip=config.augment == "finetune")
     val = voc.VocDetection(root, "test")
-    return DataSplits(train, val, voc.NUM_DETECTION_CLASSES, info.channels, collate=voc.collate_detection)
+    return DataSplits(train, val, int(info.num_classes or 0), info.channels, collate=voc.collate_detection)
 
 
 #: The loaders a row of the data-set table can name: each reads one on-disk format.
