@@ -171,8 +171,7 @@ class DataConfig:
             _check(all(s > 0 for s in self.std), f"data.std={list(self.std)} must be > 0")
         _check(
             not (info.needs_size and info.image_size is None and self.image_size is None),
-            f"data.image_size is required for dataset={self.dataset!r} (its images have many sizes and must be "
-            "batched at one)",
+            f"data.image_size is required for dataset={self.dataset!r} (the images must be batched at one size)",
         )
         if info.task is DETECTION:
             _check(
