@@ -29,9 +29,9 @@ def run(script: str, *args: str) -> str:
 
 
 def test_benchmark_writes_raw_lines_table_and_plot(tmp_path: Path) -> None:
-    root = write_tiny_fashion_mnist(tmp_path / "data", train=64, test=32)
+    root = write_tiny_fashion_mnist(tmp_path / "data", train=256, test=64)
     out = tmp_path / "results" / "fm"
-    printed = run("fashion_mnist.py", "--data-root", str(root), "--epochs", "2", "--train-samples", "64",
+    printed = run("fashion_mnist.py", "--data-root", str(root), "--epochs", "2", "--train-samples", "256",
                   "--seeds", "0", "1", "--jobs", "2", "--output", str(out))  # fmt: skip
     lines = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
     runs = {(line["recipe"], line["arm"], line["seed"]) for line in lines}
@@ -41,15 +41,15 @@ def test_benchmark_writes_raw_lines_table_and_plot(tmp_path: Path) -> None:
     table = out.with_suffix(".md").read_text()
     assert "| fashion_mnist_resnet8 |" in table and "| fashion_mnist_vit |" in table and "CPU time" in table
     assert out.with_suffix(".png").read_bytes().startswith(b"\x89PNG") and "TrAct − vanilla" in printed
-    again = run("fashion_mnist.py", "--data-root", str(root), "--epochs", "2", "--train-samples", "64",
+    again = run("fashion_mnist.py", "--data-root", str(root), "--epochs", "2", "--train-samples", "256",
                 "--seeds", "0", "1", "--output", str(out))  # fmt: skip
     assert "trained nothing" in again  # every run was recorded: nothing is trained twice
 
 
 def test_transfer_publishes_loads_back_and_fine_tunes(tmp_path: Path) -> None:
-    root = write_tiny_fashion_mnist(tmp_path / "data", train=64, test=32)
+    root = write_tiny_fashion_mnist(tmp_path / "data", train=256, test=64)
     out = tmp_path / "results" / "transfer"
-    run("fashion_mnist_transfer.py", "--data-root", str(root), "--epochs", "1", "--train-samples", "64",
+    run("fashion_mnist_transfer.py", "--data-root", str(root), "--epochs", "1", "--train-samples", "256",
         "--seeds", "0", "--fine-tune-epochs", "1", "--output", str(out))  # fmt: skip
     pretrained = json.loads((out / "pretrained.json").read_text())
     for arm in ("tract", "vanilla"):
