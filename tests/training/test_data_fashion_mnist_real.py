@@ -46,6 +46,7 @@ def test_the_recipe_finds_debians_folder_without_a_root(monkeypatch: pytest.Monk
     assert list(tmp_path.iterdir()) == []  # nothing written where it ran
 
 
+@pytest.mark.slow  # reads and trains on the real files
 def test_train_command_as_a_user_types_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``tract-hub train --model timm:tract_resnet8_cifar --data fashion_mnist ...`` (a few hundred images)."""
     run = tmp_path / "run"
