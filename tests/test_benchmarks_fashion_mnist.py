@@ -56,7 +56,8 @@ def test_transfer_publishes_loads_back_and_fine_tunes(tmp_path: Path) -> None:
         assert pretrained[arm]["leaked"] == []  # no path, user or host of this machine in the published folder
         plain = pretrained[arm]["plain_timm"]
         assert not plain["tract_hub_imported"] and plain["max_logit_difference"] == 0.0
-        assert plain["top1"] == pytest.approx(pretrained[arm]["trainer_top1"])  # timm's transform from config.json
+        best = json.loads((out / arm / "config.json").read_text())["tract_hub"]["best"]["top1"]
+        assert plain["top1"] == pytest.approx(100 * best)  # the published weights, timm's transform from config.json
         assert plain["config"]["input_size"] == [1, 28, 28]
         assert (out / arm / "README.md").is_file() and (out / arm / "config.json").is_file()
     lines = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
