@@ -103,3 +103,18 @@ def test_an_untrained_model_claims_no_training_nor_timms_weights(tmp_path: Path)
     pretrained_cfg = json.loads((folder / "config.json").read_text())["pretrained_cfg"]
     assert not WEIGHT_SOURCE_KEYS & set(pretrained_cfg)  # no "a1_in1k" tag, nor its license and paper
     assert create_model("timm:resnet18").pretrained_cfg["tag"] == "a1_in1k"  # what timm's own cfg would claim
+
+
+@pytest.mark.parametrize(("checkpoint", "expected"), [("best", 0.9), ("last", 0.85), (None, 0.85)])
+def test_the_model_index_reports_the_weights_the_checkpoint_holds(checkpoint: str | None, expected: float) -> None:
+    """A run's ``best`` checkpoint is published with the best epoch's scores, not the last epoch's."""
+    from tract_hub.artifacts import TrActMetadata
+    from tract_hub.hub.card import CardInfo, front_matter
+    from tract_hub.pretrained.spec import ArchitectureSpec
+
+    metadata = TrActMetadata(
+        dataset="fashion_mnist", checkpoint=checkpoint, best={"epoch": 2, "top1": 0.9}, metrics={"top1": 0.85}
+    )
+    front = front_matter(CardInfo(name="m", spec=ArchitectureSpec("timm", "resnet18"), metadata=metadata))
+    (metric,) = front["model-index"][0]["results"][0]["metrics"]
+    assert metric["type"] == "accuracy" and metric["value"] == expected

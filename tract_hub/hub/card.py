@@ -44,10 +44,7 @@ _FRONT_MATTER_ORDER = ("library_name", "license", "pipeline_tag", "tags", "datas
 _REPO_PLACEHOLDER = "ORG/NAME"
 
 #: How a card says to install tract_hub: it is not on PyPI, so from a copy of its source tree.
-INSTALL = (
-    "tract_hub is not on PyPI; install it from a copy of its source tree: `pip install ./tract_hub` (the folder "
-    "that holds its `pyproject.toml`)"
-)
+INSTALL = "tract_hub is not on PyPI: `pip install ./tract_hub` from a copy of its source tree"
 _ARCHITECTURE_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*$")
 _FILE_NAME = re.compile(r"^[\w\-][\w.\-]*\.png$")
 
@@ -121,6 +118,14 @@ def _template(name: str) -> string.Template:
     return string.Template(text)
 
 
+def published_metrics(metadata: TrActMetadata) -> dict[str, Any]:
+    """The metrics of the weights the checkpoint holds: the best epoch's for a run's ``best`` checkpoint, else
+    the final epoch's."""
+    if metadata.checkpoint == "best" and metadata.best:
+        return {key: value for key, value in metadata.best.items() if key != "epoch"}
+    return dict(metadata.metrics or {})
+
+
 def front_matter(info: CardInfo) -> dict[str, Any]:
     """The card's YAML front matter as a dict (``huggingface_hub.ModelCardData``, library_name first).
 
@@ -134,7 +139,7 @@ def front_matter(info: CardInfo) -> dict[str, Any]:
         license=info.metadata.license or "mit",
         dataset=dataset if is_repo_id(hub_dataset(dataset), org=False) else None,
         base_model=info.base_model if is_repo_id(info.base_model) else None,
-        final=info.metadata.metrics,
+        final=published_metrics(info.metadata),
     ).to_dict()
     return {key: data[key] for key in _FRONT_MATTER_ORDER if key in data}
 
