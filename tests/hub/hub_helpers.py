@@ -99,7 +99,7 @@ def write_run(
         "first_layers": ["conv1.0"] if lam is not None else [],
         "epochs": len(top1),
         "final": {key: history[-1][key] for key in ("top1", "top5", "val_loss")},
-        "best": {"epoch": best["epoch"], "top1": best["top1"]},
+        "best": {"epoch": best["epoch"], **{key: best[key] for key in ("top1", "top5", "val_loss")}},
         "recipe_name": recipe.get("name", "digits_demo"),
         **(summary_changes or {}),
     }

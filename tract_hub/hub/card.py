@@ -199,6 +199,10 @@ def _details(info: CardInfo) -> str:
         ("Data set", code(metadata.dataset) if metadata.dataset else "not recorded"),
         ("Classes", number(info.num_classes) if info.num_classes else "not recorded"),
     ]
+    if metadata.checkpoint == "best" and metadata.best and metadata.best.get("epoch") is not None:
+        rows.append(("Weights", f"the best epoch's (epoch {number(metadata.best['epoch'])}, by the main metric)"))
+    elif metadata.checkpoint is not None:
+        rows.append(("Weights", f"the {metadata.checkpoint} epoch's"))
     if info.base_model:
         rows.append(("Fine-tuned from", repo_link(info.base_model)))
     return "\n".join(f"- **{key}:** {value}" for key, value in rows)
