@@ -21,7 +21,9 @@ Run (needs Fashion-MNIST: ``sudo apt-get install dataset-fashion-mnist``, or ``-
 
 Raw lines (one per recipe, arm, seed and epoch: ``recipe``, ``arm``, ``seed``, ``epoch``, ``top1`` in percent, ...)
 are appended to ``benchmarks/results/fashion_mnist.jsonl``; a later invocation skips the runs recorded there
-(``--fresh`` starts over). The table goes to ``fashion_mnist.md``, the curves to ``fashion_mnist.png``.
+(``--fresh`` starts over). The table goes to ``fashion_mnist.md``, the curves to ``fashion_mnist.png``, the
+timing of the invocation that trained the runs to ``fashion_mnist.json`` (an invocation that trains nothing
+renders the table again with it).
 """
 
 from __future__ import annotations
@@ -148,7 +150,7 @@ def render(table: list[dict], meta: dict) -> str:
         f"training images, TrAct λ = {meta['lam']}. Recipes as in recipes/ except the run's size.",
         "",
         "| recipe | vanilla | TrAct | TrAct − vanilla (paired) | TrAct ahead | epoch TrAct reached vanilla's final "
-        "top-1, per seed | mean ± std | epochs saved |",
+        "top-1, per seed | mean ± std | speed-up |",
         "|---|---:|---:|---:|---:|---|---:|---:|",
     ]
     for row in table:
@@ -156,8 +158,11 @@ def render(table: list[dict], meta: dict) -> str:
         per_seed = ", ".join(
             f"{seed}: {'not reached' if epoch is None else epoch}" for seed, epoch in row["reached"].items()
         )
-        mean = row["reached_mean_std"]
-        mean_text = "—" if mean is None else f"{mean[0]:.2f} ± {mean[1]:.2f}"
+        mean, found = row["reached_mean_std"], sum(epoch is not None for epoch in row["reached"].values())
+        if found < len(row["reached"]):
+            mean_text = f"— ({found} of {len(row['reached'])} seeds reached it)"
+        else:
+            mean_text = f"{mean[0]:.2f} ± {mean[1]:.2f}"
         speed = "—" if row["speedup"] is None else f"{row['speedup']:.2f}x"
         lines.append(
             f"| {row['recipe']} | {v[0]:.2f} ± {v[1]:.2f} | {t[0]:.2f} ± {t[1]:.2f} | {d[0]:+.2f} ± {d[1]:.2f} | "
@@ -165,7 +170,7 @@ def render(table: list[dict], meta: dict) -> str:
         )
     lines += [
         "",
-        "Epochs saved: the run's epochs divided by the mean epoch at which TrAct reached the vanilla run's final "
+        "Speed-up: the run's epochs divided by the mean epoch at which TrAct reached the vanilla run's final "
         "top-1 (— when some seed never reached it). Both arms follow one cosine schedule of the same length, so "
         "this reads one schedule's per-epoch curves, not separate shorter runs as in the paper.",
         "",
@@ -287,6 +292,13 @@ def main() -> None:
         "load_before": load_before,
         "load_after": _load_average(),
     }
+    timing = output.with_suffix(".json")
+    if jobs:
+        timing.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    elif timing.is_file():  # nothing trained now: the timing of the invocation that trained these runs
+        recorded = json.loads(timing.read_text())
+        if all(recorded.get(key) == meta[key] for key in ("epochs", "train_samples", "seeds", "runs")):
+            meta = recorded
     table = summarize(lines, args.recipes, args.epochs)
     text = render(table, meta)
     print()
