@@ -1,20 +1,27 @@
-"""First-layer benchmark: extra time and peak memory of TrAct over a plain layer (and over torch_tract, if installed).
+"""First-layer benchmark: TrAct's extra forward+backward time over a plain layer, against torch_tract's, and memory.
 
-For each case one forward + backward of the first layer alone (input without gradient, a fixed upstream
-gradient) is timed for every variant, the variants interleaved in a shuffled order in each round, and the median
-over the rounds is reported. Peak memory is measured for one backward with the PyTorch profiler's allocation
-events: the tensors alive when the backward starts (input, output, upstream gradient, saved tensors) plus the
-highest point the backward's own allocations reach. Prints a Markdown table and writes JSON.
+The method of issue 19: one thread (``torch.set_num_threads(1)``), thread CPU time (``time.thread_time``, so other
+processes on a shared machine do not count), every variant once per round in a shuffled order, medians over the
+rounds. The figure that matters is ``extra(tract_hub) / extra(torch_tract)``, where ``extra(v)`` is the median time
+of variant ``v`` minus vanilla's: TrAct's own cost as a fraction of the paper's implementation's
+(``pip install torch_tract``; a comparison only, never a dependency). Both TrAct modes are timed: exact (the
+default) and per-backward (``exact=False``). Peak memory is measured for one backward with the PyTorch profiler's
+allocation events: the tensors alive when the backward starts plus the highest point the backward's own
+allocations reach. The summation path the precision rule chose for the case's input is recorded. Writes
+``benchmarks/results/first_layer.json`` and ``first_layer.md``.
 
-    python benchmarks/first_layer.py                 # all cases, 15 rounds
-    python benchmarks/first_layer.py --rounds 5 --cases imagenet-stem-b64
+    python benchmarks/first_layer.py                  # the three layers of issue 19, 21 rounds: ~4 min here
+    python benchmarks/first_layer.py --rounds 5 --cases vit-s16-patch16-b8 --forced float32 float64
+    PYTHONPATH=/path/to/other/checkout python benchmarks/first_layer.py --label before   # another engine
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
+import os
 import platform
 import random
 import statistics
@@ -29,27 +36,44 @@ from torch.profiler import ProfilerActivity, profile
 
 import tract_hub
 
+RESULTS = Path(__file__).parent / "results"
+
 
 @dataclass(frozen=True)
 class Case:
     name: str
     build: Callable[[], nn.Module]
     input_shape: tuple[int, ...]
+    target: float | None = None  # issue 19: extra(tract_hub) / extra(torch_tract) at most this
 
 
 CASES = [
-    Case("cifar-resnet18-stem-b32", lambda: nn.Conv2d(3, 64, 3, 1, 1, bias=False), (32, 3, 32, 32)),
-    Case("cifar-resnet18-stem-b128", lambda: nn.Conv2d(3, 64, 3, 1, 1, bias=False), (128, 3, 32, 32)),
-    Case("cifar-vit-patch4-b32", lambda: nn.Conv2d(3, 384, 4, 4), (32, 3, 32, 32)),
+    Case("cifar-stem-b128", lambda: nn.Conv2d(3, 64, 3, 1, 1, bias=False), (128, 3, 32, 32), 0.25),
+    Case("imagenet-stem-b16", lambda: nn.Conv2d(3, 64, 7, 2, 3, bias=False), (16, 3, 224, 224), 0.25),
+    Case("vit-s16-patch16-b8", lambda: nn.Conv2d(3, 384, 16, 16), (8, 3, 224, 224), 0.8),
     Case("cifar-vit-patch4-b128", lambda: nn.Conv2d(3, 384, 4, 4), (128, 3, 32, 32)),
-    Case("imagenet-stem-b16", lambda: nn.Conv2d(3, 64, 7, 2, 3, bias=False), (16, 3, 224, 224)),
     Case("imagenet-stem-b64", lambda: nn.Conv2d(3, 64, 7, 2, 3, bias=False), (64, 3, 224, 224)),
-    Case("vit-s16-patch16-b64", lambda: nn.Conv2d(3, 384, 16, 16), (64, 3, 224, 224)),
 ]
+DEFAULT_CASES = [case.name for case in CASES if case.target is not None]
+MODES = {"exact": True, "per_backward": False}
+FORCED_PREFIX = "tract_hub_per_backward_forced_"
 
 
-def variants(layer: nn.Module) -> dict[str, nn.Module]:
-    found = {"vanilla": layer, "tract_hub": tract_hub.patch(copy.deepcopy(layer), 0.1, target="")}
+def summation_context(name: str) -> contextlib.AbstractContextManager:
+    """For a forced variant, the engine's ``forced_summation``; otherwise nothing."""
+    if not name.startswith(FORCED_PREFIX):
+        return contextlib.nullcontext()
+    from tract_hub.engine import forced_summation
+
+    return forced_summation(getattr(torch, name.removeprefix(FORCED_PREFIX)))
+
+
+def variants(layer: nn.Module, forced: list[str]) -> dict[str, nn.Module]:
+    found = {"vanilla": layer}
+    for mode, exact in MODES.items():
+        found[f"tract_hub_{mode}"] = tract_hub.patch(copy.deepcopy(layer), 0.1, target="", exact=exact)
+    for dtype in forced:  # per-backward mode with the summation forced (FORCED_PREFIX + dtype)
+        found[FORCED_PREFIX + dtype] = tract_hub.patch(copy.deepcopy(layer), 0.1, target="", exact=False)
     try:
         import torch_tract  # comparison only, never a dependency
     except ImportError:
@@ -58,23 +82,24 @@ def variants(layer: nn.Module) -> dict[str, nn.Module]:
     return found
 
 
-def step(layer: nn.Module, x: torch.Tensor, upstream: torch.Tensor) -> None:
+def step(layer: nn.Module, x: torch.Tensor, upstream: torch.Tensor, name: str = "") -> None:
     layer.zero_grad(set_to_none=True)
-    layer(x).backward(upstream)
+    with summation_context(name):
+        layer(x).backward(upstream)
 
 
-def timed(layer: nn.Module, x: torch.Tensor, upstream: torch.Tensor) -> float:
-    start = time.perf_counter()
-    step(layer, x, upstream)
-    return time.perf_counter() - start
+def timed(layer: nn.Module, x: torch.Tensor, upstream: torch.Tensor, name: str) -> float:
+    start = time.thread_time()
+    step(layer, x, upstream, name)
+    return time.thread_time() - start
 
 
-def backward_peak_bytes(layer: nn.Module, x: torch.Tensor, upstream: torch.Tensor) -> tuple[int, int]:
+def backward_peak_bytes(layer: nn.Module, x: torch.Tensor, upstream: torch.Tensor, name: str) -> tuple[int, int]:
     """(bytes alive when the backward starts, highest extra bytes allocated during the backward)."""
     layer.zero_grad(set_to_none=True)
     out = layer(x)
     alive = x.nbytes + out.nbytes + upstream.nbytes  # the forward saves x (and the weight), returns out
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with summation_context(name), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         out.backward(upstream)
     events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
     current = peak = 0
@@ -84,90 +109,127 @@ def backward_peak_bytes(layer: nn.Module, x: torch.Tensor, upstream: torch.Tenso
     return alive, peak
 
 
-def run_case(case: Case, rounds: int, seed: int) -> dict:
+def summation_path(layer: nn.Module, x: torch.Tensor) -> str:
+    """The covariance summation the engine chooses for this input (``"float64"`` on engines before the rule)."""
+    try:
+        from tract_hub.engine import LayerGeometry
+        from tract_hub.engine.covariance import summation_for
+    except ImportError:
+        return "float64 (engine without the rule)"
+    geometry = LayerGeometry.for_conv(layer.weight, layer.stride, layer.padding, layer.dilation, layer.groups)
+    plan = summation_for(x, geometry, lam=0.1)
+    return str(plan.dtype).removeprefix("torch.")
+
+
+def run_case(case: Case, rounds: int, seed: int, forced: list[str]) -> dict:
     torch.manual_seed(seed)
     layer = case.build()
     x = torch.randn(case.input_shape)
     with torch.no_grad():
         upstream = torch.randn_like(layer(x))
-    layers = variants(layer)
-    for module in layers.values():  # warm-up
-        step(module, x, upstream)
+    layers = variants(layer, forced)
+    for name, module in layers.items():  # warm-up
+        step(module, x, upstream, name)
     times: dict[str, list[float]] = {name: [] for name in layers}
-    order = list(layers)
-    rng = random.Random(seed)
+    order, rng = list(layers), random.Random(seed)
     for _ in range(rounds):
         rng.shuffle(order)
         for name in order:
-            times[name].append(timed(layers[name], x, upstream))
+            times[name].append(timed(layers[name], x, upstream, name))
     median = {name: statistics.median(values) for name, values in times.items()}
-    memory = {name: backward_peak_bytes(module, x, upstream) for name, module in layers.items()}
-    result = {"case": case.name, "input_shape": list(case.input_shape), "rounds": rounds, "median_s": median}
-    result["peak_backward_bytes"] = {name: alive + peak for name, (alive, peak) in memory.items()}
-    result["extra_backward_bytes"] = {name: peak for name, (_, peak) in memory.items()}
-    base = median["vanilla"]
-    result["extra_time_s"] = {name: t - base for name, t in median.items() if name != "vanilla"}
-    result["time_ratio_vs_vanilla"] = {name: t / base for name, t in median.items() if name != "vanilla"}
-    vanilla_peak = result["peak_backward_bytes"]["vanilla"]
-    result["peak_ratio_vs_vanilla"] = {
-        name: peak / vanilla_peak for name, peak in result["peak_backward_bytes"].items() if name != "vanilla"
+    extra = {name: t - median["vanilla"] for name, t in median.items() if name != "vanilla"}
+    memory = {name: backward_peak_bytes(module, x, upstream, name) for name, module in layers.items()}
+    peak = {name: alive + top for name, (alive, top) in memory.items()}
+    result = {
+        "case": case.name,
+        "input_shape": list(case.input_shape),
+        "rounds": rounds,
+        "summation": summation_path(layer, x),
+        "median_s": median,
+        "extra_s": extra,
+        "peak_backward_bytes": peak,
+        "covariance_bytes": 8 * layer.weight[0].numel() ** 2,
+        "target": case.target,
     }
-    if "torch_tract" in median:
-        result["extra_time_tract_hub_over_torch_tract"] = (
-            result["extra_time_s"]["tract_hub"] / result["extra_time_s"]["torch_tract"]
-        )
+    if "torch_tract" in extra and extra["torch_tract"] > 0:
+        result["extra_over_torch_tract"] = {
+            name.removeprefix("tract_hub_"): value / extra["torch_tract"]
+            for name, value in extra.items()
+            if name.startswith("tract_hub_")
+        }
     return result
 
 
-def markdown(results: list[dict]) -> str:
-    has_ref = any("torch_tract" in r["median_s"] for r in results)
-    head = "| case | vanilla ms | tract_hub ms (x) | extra ms | peak MiB vanilla / tract_hub (x) |"
-    rule = "|---|---|---|---|---|"
-    if has_ref:
-        head += " torch_tract ms (x) | torch_tract peak MiB (x) | tract_hub extra / torch_tract extra |"
-        rule += "---|---|---|"
-    lines = [head, rule]
+def markdown(results: list[dict], environment: dict) -> str:
     mib = 2.0**20
+    lines = [
+        f"First layer forward + backward, {environment['label']}: one thread, thread CPU time, "
+        f"{results[0]['rounds'] if results else 0} interleaved rounds, medians "
+        f"(load average {environment['load_before']:.1f} before, {environment['load_after']:.1f} after).",
+        "",
+        "| layer | summation | vanilla ms | extra ms: exact / per-backward / torch_tract | "
+        "extra / torch_tract's: exact / per-backward (target) [forced] | peak MiB: vanilla / exact / per-backward / "
+        "torch_tract (covariance) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for r in results:
-        m, peak = r["median_s"], r["peak_backward_bytes"]
-        line = (
-            f"| {r['case']} | {m['vanilla'] * 1e3:.1f} | {m['tract_hub'] * 1e3:.1f} "
-            f"({r['time_ratio_vs_vanilla']['tract_hub']:.2f}) | {r['extra_time_s']['tract_hub'] * 1e3:.1f} | "
-            f"{peak['vanilla'] / mib:.0f} / {peak['tract_hub'] / mib:.0f} "
-            f"({r['peak_ratio_vs_vanilla']['tract_hub']:.2f}) |"
+        e, p = r["extra_s"], r["peak_backward_bytes"]
+        theirs = f"{e['torch_tract'] * 1e3:.1f}" if "torch_tract" in e else "-"
+        ratios = r.get("extra_over_torch_tract", {})
+        ratio = " / ".join(f"{ratios[m]:.2f}" if m in ratios else "-" for m in MODES)
+        target = f" (<= {r['target']})" if r["target"] else ""
+        names = ("vanilla", "tract_hub_exact", "tract_hub_per_backward", "torch_tract")
+        peaks = " / ".join(f"{p[name] / mib:.0f}" if name in p else "-" for name in names)
+        forced = [k for k in ratios if k.startswith("per_backward_forced_")]
+        if forced:
+            named = (f"{k.removeprefix('per_backward_forced_')}: {ratios[k]:.2f}" for k in forced)
+            target += " [per-backward, " + ", ".join(named) + "]"
+        lines.append(
+            f"| {r['case']} | {r['summation']} | {r['median_s']['vanilla'] * 1e3:.1f} | "
+            f"{e['tract_hub_exact'] * 1e3:.1f} / {e['tract_hub_per_backward'] * 1e3:.1f} / {theirs} | "
+            f"{ratio}{target} | {peaks} ({r['covariance_bytes'] / mib:.1f}) |"
         )
-        if has_ref:
-            line += (
-                f" {m['torch_tract'] * 1e3:.1f} ({r['time_ratio_vs_vanilla']['torch_tract']:.2f}) | "
-                f"{peak['torch_tract'] / mib:.0f} ({r['peak_ratio_vs_vanilla']['torch_tract']:.2f}) | "
-                f"{r['extra_time_tract_hub_over_torch_tract']:.2f} |"
-            )
-        lines.append(line)
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15, help="timed rounds per case (median reported)")
-    parser.add_argument("--cases", nargs="*", default=None, help="case names (default: all)")
+    parser.add_argument("--rounds", type=int, default=21, help="timed rounds per case (median reported)")
+    parser.add_argument("--cases", nargs="*", default=DEFAULT_CASES, choices=[c.name for c in CASES])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "first_layer.json")
+    parser.add_argument("--label", default="this checkout", help="names the engine measured in the output")
+    parser.add_argument(
+        "--forced",
+        nargs="*",
+        default=[],
+        choices=["float32", "float64"],
+        help="also time per-backward mode with the covariance summed in these dtypes (the GPU paths)",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS / "first_layer", help="writes OUT.json and OUT.md")
     args = parser.parse_args()
-    cases = [c for c in CASES if args.cases is None or c.name in args.cases]
-    results = []
-    for case in cases:
-        results.append(run_case(case, args.rounds, args.seed))
-        print(f"{case.name}: done", flush=True)
+    torch.set_num_threads(1)
     environment = {
+        "label": args.label,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(),
-        "device": "cpu",
+        "cpus": os.cpu_count(),
+        "load_before": os.getloadavg()[0],
     }
-    print(markdown(results))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"environment": environment, "results": results}, indent=2, sort_keys=True))
-    print(f"wrote {args.json}")
+    results = []
+    for case in CASES:
+        if case.name in args.cases:
+            results.append(run_case(case, args.rounds, args.seed, args.forced))
+            print(f"{case.name}: done", flush=True)
+    environment["load_after"] = os.getloadavg()[0]
+    table = markdown(results, environment)
+    print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(
+        json.dumps({"environment": environment, "results": results}, indent=2, sort_keys=True)
+    )
+    args.out.with_suffix(".md").write_text(table + "\n")
+    print(f"wrote {args.out}.json and .md")
 
 
 if __name__ == "__main__":

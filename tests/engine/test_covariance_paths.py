@@ -1,4 +1,5 @@
-"""Both covariance paths (shared input rows, whole patches), sliced at any size, equal x^T x of the patches."""
+"""Both covariance paths (shared input rows, whole patches), sliced at any size and summed either way, equal x^T x of
+the patches; slices keep image rows whole."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from tests.reference import conv_rows
-from tract_hub.engine import LayerGeometry, covariance
+from tract_hub.engine import LayerGeometry, Summation, covariance, row_window, slicing
 
 GEOMETRIES = {
     # name: (input shape, weight shape, conv keyword arguments)
@@ -55,3 +56,39 @@ def test_every_slicing_gives_the_same_covariance(name: str, channels_last: bool)
 def test_row_sharing_is_chosen_only_where_kernel_rows_overlap(name: str, shares: bool) -> None:
     _, weight_shape, kwargs = GEOMETRIES[name]
     assert covariance.shares_rows(LayerGeometry.for_conv(torch.empty(weight_shape), **kwargs)) is shares
+
+
+@pytest.mark.parametrize("partial_rows", [None, 7, 100])
+@pytest.mark.parametrize("name", GEOMETRIES)
+def test_the_float32_summation_gives_the_same_covariance(name: str, partial_rows: int | None) -> None:
+    """Shifted float32 products, float32 partial sums of any length added into float64: x^T x to float32 rounding
+    of the rows' spread, for inputs far from zero too (the shift is exact algebra, padding included)."""
+    shape, weight_shape, kwargs = GEOMETRIES[name]
+    x = 3 + torch.randn(shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    geometry = LayerGeometry.for_conv(torch.empty(weight_shape), **kwargs)
+    expected = reference(x.float(), geometry)
+    summation = Summation(torch.float32, partial_rows)
+    for budget in BUDGETS:
+        totals = covariance._Totals.of(x.float(), geometry)
+        shift = covariance._shift_of(geometry, totals)
+        max_elements = max(1, budget // 4)
+        if covariance.shares_rows(geometry):
+            shifted = row_window.row_window_covariance(x.float(), geometry, summation, max_elements, shift.channels)
+        else:
+            shifted = covariance._patch_covariance(x.float(), geometry, summation, max_elements, shift)
+        actual = shift.restore(shifted, geometry.rows(x))
+        torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
+
+
+def test_a_large_sample_is_cut_into_equal_bands_of_whole_rows() -> None:
+    """An ImageNet stem's 112 output rows under a bound of 105: two bands of 56, not 105 + 7."""
+    assert slicing.balanced(112, 105) == 56
+    assert slicing.balanced(128, 101) == 64
+    assert slicing.balanced(10, 100) == 10
+    geometry = LayerGeometry.for_conv(torch.empty(8, 3, 7, 7), stride=2, padding=3)
+    x = torch.randn(2, 3, 224, 224)
+    bands = [view.shape[1] for view in slicing.row_views(x, geometry, max_positions=105)]
+    assert bands == [56, 56, 56, 56]
+    per_row = 112 * 3 * 49
+    rows = [view.shape[1] for view in slicing.conv_slices(x, geometry, max_elements=50 * per_row)]
+    assert rows == [38, 38, 36] * 2

@@ -17,9 +17,9 @@ from __future__ import annotations
 import torch
 
 from .accumulation import Accumulation
-from .covariance import input_covariance
+from .covariance import input_covariance, input_covariance_with_summation, summation_for
 from .geometry import LayerGeometry
-from .precision import covariance_dtype, full_precision
+from .precision import Summation, covariance_dtype, forced_summation, full_precision
 from .solve import solve_with_covariance
 
 
@@ -40,16 +40,20 @@ def tract_gradient(
     if rows == 0:
         return grad
     with full_precision(x.device):
-        cov, rows = input_covariance(x, geometry, max_chunk_bytes=max_chunk_bytes)
+        cov, rows, _ = input_covariance_with_summation(x, geometry, lam=lam, max_chunk_bytes=max_chunk_bytes)
         return solve_with_covariance(grad, cov, rows, lam)
 
 
 __all__ = [
     "Accumulation",
     "LayerGeometry",
+    "Summation",
     "covariance_dtype",
+    "forced_summation",
     "full_precision",
     "input_covariance",
+    "input_covariance_with_summation",
     "solve_with_covariance",
+    "summation_for",
     "tract_gradient",
 ]
