@@ -17,7 +17,9 @@ each back (with tract_hub and with plain timm), fine-tune on digits, and compare
    classifier) from each folder, and the same recipe from scratch, for each of ``--seeds``.
 
 Results: ``benchmarks/results/fashion_mnist_transfer.jsonl`` (one line per arm, seed and epoch of the
-fine-tuning, ``top1`` in percent) and ``fashion_mnist_transfer.md``. Run (about 20 minutes on 2 cores):
+fine-tuning, ``top1`` in percent) and ``fashion_mnist_transfer.md``. Its pretraining is two of the benchmark's
+ViT runs (about 340 CPU-seconds each); the whole script took 40 minutes on this 2-core machine while other work
+shared it. Run:
 
     nice .venv/bin/python benchmarks/fashion_mnist_transfer.py
 """
