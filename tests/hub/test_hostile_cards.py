@@ -16,6 +16,7 @@ from hub_helpers import write_run
 
 import tract_hub
 from tract_hub.artifacts import TrActMetadata
+from tract_hub.errors import CheckpointIntegrityError, InvalidArgumentError
 from tract_hub.hub import parse_front_matter, render_card, write_run_card
 from tract_hub.hub.card import CardInfo
 from tract_hub.hub.markdown import code, fenced, is_repo_id, text
@@ -41,8 +42,9 @@ class _Tags(HTMLParser):
 
 
 def assert_inert(card: str) -> None:
-    """The card's body, rendered permissively, holds only Markdown's own tags, Hub links and the curves image."""
-    body = card.split("\n---\n", 1)[1]
+    """The whole card, its front matter included (a renderer that does not know front matter shows it as text),
+    rendered permissively, holds only Markdown's own tags, Hub links and the curves image."""
+    body = card
     renderer = markdown_it.MarkdownIt("gfm-like", {"html": True, "linkify": True})
     renderer.validateLink = lambda url: True  # a renderer that does not filter javascript: links
     parser = _Tags()
@@ -78,7 +80,7 @@ CASES = [
     ("recipe closes the fence", {"recipe": HOSTILE_RECIPE, "recipe_name": "r"}, "````yaml"),
     ("recipe name", {"recipe": {"a": 1}, "recipe_name": "<b onmouseover=x>r</b>"}, "`<b onmouseover=x>r</b>`"),
     ("metric key", {"metrics": {"top1|<i>": 0.5, "top1": 0.4}, "dataset": "cifar10"}, "| Final `top1\\|<i>` |"),
-    ("license", {"license": "mit\n---\n<script>alert(1)</script>"}, "## Model details"),
+    ("license", {"license": "cc-by-nc-sa-4.0"}, "## Model details"),
 ]
 
 
@@ -91,6 +93,22 @@ def test_hostile_metadata_renders_inert(case: str, metadata: dict, shown: str) -
     front = parse_front_matter(card)  # the front matter still ends where it should, and names only valid ids
     assert front["library_name"] == "timm" and front.get("base_model") in (None, "org/base")
     assert all(is_repo_id(dataset, org=False) for dataset in front.get("datasets", []))
+
+
+@pytest.mark.parametrize(
+    "license",
+    ["<script>alert(1)</script>", "mit\n---\n<script>alert(1)</script>", "MIT", "mit license", "", "a" * 65],
+)
+def test_a_license_that_is_not_a_hub_identifier_is_refused(license: str, tmp_path: Path) -> None:
+    """The license reaches the front matter, which a plain CommonMark renderer shows as text: only an identifier
+    may go there, from an argument or from a config.json."""
+    with pytest.raises(InvalidArgumentError, match=r"license=.* is not a license identifier of the Hub"):
+        TrActMetadata(license=license)
+    with pytest.raises(InvalidArgumentError, match=r"is not a license identifier"):
+        tract_hub.save_pretrained(create_model("timm:test_resnet"), tmp_path / "c", metadata={"license": license})
+    assert not any(tmp_path.iterdir())
+    with pytest.raises(CheckpointIntegrityError, match=r"\"tract_hub\" block: license="):
+        TrActMetadata.from_json({"format_version": 1, "license": license})
 
 
 def test_a_valid_base_model_is_linked_to_the_hub() -> None:

@@ -19,8 +19,8 @@ RECIPE = {"name": "cifar_finetune", "init": "hf-hub:org/base-model@v2", "epochs"
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("runs")
     return {
-        "tract": write_run(root, "tract", lam=0.1, top1=(50.0, 72.5, 80.0), recipe=RECIPE),
-        "vanilla": write_run(root, "vanilla", lam=None, top1=(40.0, 60.0, 70.0)),
+        "tract": write_run(root, "tract", lam=0.1, top1=(0.50, 0.725, 0.80), recipe=RECIPE),
+        "vanilla": write_run(root, "vanilla", lam=None, top1=(0.40, 0.60, 0.70)),
         "other_data": write_run(root, "other", lam=None, dataset="cifar10"),
         "cifar_resnet": write_run(root, "cifar", lam=0.2, architecture="timm:tract_resnet8_cifar"),
         "torchvision": write_run(root, "tv", lam=0.1, architecture="torchvision:squeezenet1_1"),
@@ -46,7 +46,7 @@ def test_front_matter_has_the_hub_fields(card: str) -> None:
     assert front["datasets"] == ["digits"]
     assert front["base_model"] == "org/base-model"
     metrics = front["model-index"][0]["results"][0]["metrics"]
-    assert {m["type"]: m["value"] for m in metrics} == {"accuracy": 80.0, "top_5_accuracy": 100.0}
+    assert {m["type"]: m["value"] for m in metrics} == {"accuracy": 0.8, "top_5_accuracy": 1.0}
 
 
 def test_huggingface_hub_parses_the_card_and_its_model_index(card: str) -> None:
@@ -54,7 +54,7 @@ def test_huggingface_hub_parses_the_card_and_its_model_index(card: str) -> None:
     assert data.library_name == "timm"
     assert data.base_model == "org/base-model"
     results = {(r.dataset_type, r.metric_type): r.metric_value for r in data.eval_results}
-    assert results[("digits", "accuracy")] == 80.0
+    assert results[("digits", "accuracy")] == 0.8
 
 
 def test_recipe_is_shown_resolved(card: str) -> None:
@@ -64,9 +64,10 @@ def test_recipe_is_shown_resolved(card: str) -> None:
 
 def test_results_compare_vanilla_and_tract(card: str) -> None:
     assert "| Metric | Vanilla | TrAct (λ = 0.1) | TrAct − vanilla |" in card
-    assert "| Final top1 | 70 | 80 | +10 |" in card
-    assert "| top1 at the best epoch | 70 (epoch 3) | 80 (epoch 3) |  |" in card
-    assert "reached the vanilla run's final top1 (70, after 3 epochs) at epoch 2" in card
+    assert "| Final top1 | 70.00% | 80.00% | +10.00 points |" in card  # in percent, as the command line shows
+    assert "| top1 at the best epoch | 70.00% (epoch 3) | 80.00% (epoch 3) |  |" in card
+    assert "| Final val_loss | 0.7333 | 0.7333 | +0 |" in card  # a loss as it is
+    assert "reached the vanilla run's final top1 (70.00%, after 3 epochs) at epoch 2" in card
     assert "![Training curves](training_curves.png)" in card
 
 

@@ -22,8 +22,8 @@ RUN_FILES = ["README.md", "config.json", "model.safetensors", "training_curves.p
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("runs")
-    tract = write_run(root, "digits_tract", lam=0.1, top1=(50.0, 70.0, 80.0), seed=1)
-    vanilla = write_run(root, "digits_vanilla", lam=None, top1=(40.0, 60.0, 70.0), seed=2)
+    tract = write_run(root, "digits_tract", lam=0.1, top1=(0.50, 0.70, 0.80), seed=1)
+    vanilla = write_run(root, "digits_vanilla", lam=None, top1=(0.40, 0.60, 0.70), seed=2)
     return tract, vanilla
 
 
@@ -49,11 +49,11 @@ def test_run_directory_is_uploaded_in_one_commit(runs: tuple[Path, Path], tmp_pa
     assert front["model-index"][0]["results"][0]["metrics"][0] == {
         "type": "accuracy",
         "name": "Top-1 accuracy",
-        "value": 80.0,
+        "value": 0.8,
     }
     config = json.loads(api.uploaded["config.json"])
     assert config["tract_hub"]["lam"] == 0.1 and config["tract_hub"]["dataset"] == "digits"
-    assert config["tract_hub"]["baseline"]["final"]["top1"] == 70.0
+    assert config["tract_hub"]["baseline"]["final"]["top1"] == 0.7
 
 
 def test_uploaded_folder_loads_back(runs: tuple[Path, Path], tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import torch
 import tract_hub
 from tract_hub.artifacts.files import sha256_file
 from tract_hub.artifacts.metadata import METADATA_KEY
+from tract_hub.artifacts.publish import WEIGHT_SOURCE_KEYS
 from tract_hub.models import create_model
 
 # (architecture, constructor kwargs, input shape)
@@ -58,8 +59,13 @@ def test_timm_config_is_exactly_what_timm_writes(architecture: str, kwargs: dict
     theirs = json.loads((tmp_path / "timm" / "config.json").read_text())
     assert set(ours) - set(theirs) == {METADATA_KEY}
     ours.pop(METADATA_KEY)
+    # timm's own writer made it (same keys, values and order), less what names the source of timm's released
+    # weights (a tag such as "a1_in1k", their license and paper): these weights are not those
+    released = {key: value for key, value in theirs["pretrained_cfg"].items() if key in WEIGHT_SOURCE_KEYS}
+    theirs["pretrained_cfg"] = {k: v for k, v in theirs["pretrained_cfg"].items() if k not in WEIGHT_SOURCE_KEYS}
     assert ours == theirs
-    assert list(ours) == list(theirs)  # same key order: timm's own writer made it
+    assert list(ours) == list(theirs) and list(ours["pretrained_cfg"]) == list(theirs["pretrained_cfg"])
+    assert released.get("tag") is not None  # every one of these models has a tag to leave out
 
 
 def test_torchvision_config_names_builder_and_kwargs(tmp_path: Path) -> None:
@@ -99,9 +105,13 @@ def test_resaving_a_loaded_checkpoint_gives_the_same_config_and_weights(saved_ti
 
 def test_loaded_timm_model_keeps_the_saved_pretrained_cfg(tmp_path: Path) -> None:
     model = _build("timm:tract_resnet8_cifar", {"num_classes": 10, "in_chans": 1})
-    loaded = tract_hub.from_pretrained(tract_hub.save_pretrained(model, tmp_path / "c"))
-    assert tuple(loaded.pretrained_cfg["mean"]) == tuple(model.pretrained_cfg["mean"])
-    assert tuple(loaded.pretrained_cfg["input_size"]) == (1, 32, 32)  # channels repaired from model_args, as timm does
+    saved = tract_hub.save_pretrained(model, tmp_path / "c")
+    written = json.loads((saved / "config.json").read_text())["pretrained_cfg"]
+    loaded = tract_hub.from_pretrained(saved)
+    assert tuple(written["input_size"]) == (1, 32, 32)  # the model's one channel (timm reads model.in_chans)
+    assert len(written["mean"]) == len(written["std"]) == 1  # timm's adaptation of the 3-channel statistics
+    assert tuple(loaded.pretrained_cfg["mean"]) == tuple(written["mean"])
+    assert tuple(loaded.pretrained_cfg["input_size"]) == (1, 32, 32)
 
 
 # (architecture, kwargs, input shape, first layer, head prefix, new classes)

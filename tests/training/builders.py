@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import pickle
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -115,3 +117,30 @@ def write_tiny_voc(root: Path) -> Path:
     (base / "ImageSets" / "Main" / "trainval.txt").write_text("000001\n000002\n000003\n")
     (base / "ImageSets" / "Main" / "test.txt").write_text("000004\n000002\n")
     return root
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """``array`` (uint8) in the idx format of MNIST and Fashion-MNIST: magic 0x0000 08 <dims>, big-endian sizes."""
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def write_tiny_fashion_mnist(
+    folder: Path, *, train: int = 40, test: int = 20, layout: str = "debian", classes: int = 10, seed: int = 0
+) -> Path:
+    """Fashion-MNIST's four idx files with ``train`` / ``test`` images in one of the layouts the loader reads:
+    ``debian`` (the ``.gz`` files in ``folder``), ``torchvision`` (decompressed, ``folder/FashionMNIST/raw``) or
+    ``torchvision_gz`` (gzipped there). Labels cycle through ``classes`` classes."""
+    rng = np.random.default_rng(seed)
+    raw = folder if layout == "debian" else folder / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for split, count in (("train", train), ("t10k", test)):
+        images = rng.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
+        labels = (np.arange(count) % classes).astype(np.uint8)
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+            data, name = idx_bytes(array), f"{split}-{kind}-ubyte"
+            if layout == "torchvision":
+                (raw / name).write_bytes(data)
+            else:
+                (raw / f"{name}.gz").write_bytes(gzip.compress(data))
+    return folder

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tract_hub.artifacts.task import DETECTION, task_of
+from tract_hub.artifacts.datasets import task_of
+from tract_hub.artifacts.task import DETECTION
 from tract_hub.errors import DataError
 from tract_hub.training.data import build_datasets
 from tract_hub.training.data.digits import corrupt, load_digits_split

@@ -24,7 +24,7 @@ BAD_OVERRIDES = [
         ["optimizer.name=sgdd"],
         "optimizer.name='sgdd' is not one of 'sgd', 'adam', 'adamw', 'lamb'; did you mean 'sgd'?",
     ),
-    (["data.dataset=cifar"], "data.dataset='cifar' is not one of"),
+    (["data.dataset=cifar"], "data.dataset: data set 'cifar' is not known; did you mean 'cifar10'?"),
     (["schedule.milestones=[0.6, 0.3]"], "must be increasing fractions of the run"),
     (["schedule.name=multistep", "schedule.milestones=[60, 120]"], "must be increasing fractions of the run"),
     (["train.batch_size=100", "train.accum_steps=3"], "not divisible by train.accum_steps=3"),

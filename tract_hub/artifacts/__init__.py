@@ -9,11 +9,14 @@ nor :mod:`tract_hub.hub` owns these formats; both import them from here and not 
 * ``metadata``: TrAct's block in a checkpoint's ``config.json`` (:class:`TrActMetadata`);
 * ``checkpoint_files``: the files of a Hub-format checkpoint directory and the reader of its ``config.json``;
   ``weights``: the safetensors weights file (of run checkpoints and Hub checkpoints alike);
-* ``task``: classification or detection, and the main metric that follows;
+* ``task``: classification or detection, its metrics (shown in percent) and the main metric;
+* ``datasets``: the data-set table, one row per data set (task, classes, channels, normalization, Hub id, the
+  loader of :mod:`tract_hub.training.data` that reads it);
+* ``publish``: what a checkpoint publishes of its run (the recipe without machine paths, timm's data config);
 * ``curves``: training curves of metrics rows; ``files``: atomic writes, JSON, sha256; ``rotation``: replacing a
-  directory so that no sequence of kills loses its newest complete version; ``reading``: reading files that
-  someone else wrote (confined to their folder, bounded in size and depth; the one YAML reader); ``schema``: typed
-  dataclasses from plain data (recipes, summaries, metadata).
+  directory so that no sequence of kills loses its newest complete version, refusing what it did not make;
+  ``reading``: reading files that someone else wrote (confined to their folder, bounded in size and depth; the one
+  YAML reader); ``schema``: typed dataclasses from plain data (recipes, summaries, metadata).
 
 Example:
     >>> from tract_hub.artifacts import TrActMetadata, task_of
@@ -21,9 +24,10 @@ Example:
     (0.1, 'top1')
 """
 
+from .datasets import task_of
 from .metadata import FORMAT_VERSION, METADATA_KEY, TrActMetadata, read_metadata
 from .run_dir import ModelRecord, Run, RunDirectory, RunSummary
-from .task import CLASSIFICATION, DETECTION, Task, task_of
+from .task import CLASSIFICATION, DETECTION, Task
 
 __all__ = [
     "CLASSIFICATION",

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,21 @@ METADATA_KEY = "tract_hub"
 COMPUTED_KEYS = frozenset(
     {"architecture", "format_version", "versions", "weights_bytes", "weights_file", "weights_sha256"}
 )
+
+
+#: A license as the Hub's ``license`` field names one (``mit``, ``apache-2.0``, ``cc-by-nc-4.0``, ``other``):
+#: lower-case words of letters and digits joined by ``-`` or ``.``. It goes into a card's YAML front matter, which
+#: a plain Markdown renderer shows as text, so nothing else may reach it.
+LICENSE_ID = re.compile(r"^[a-z0-9]+(?:[.-][a-z0-9]+)*$")
+
+
+def check_license(value: str | None) -> None:
+    """Refuse a ``license`` that is not a Hub license identifier (see :data:`LICENSE_ID`)."""
+    if value is not None and not (isinstance(value, str) and len(value) <= 64 and LICENSE_ID.match(value)):
+        raise InvalidArgumentError(
+            f"license={value!r} is not a license identifier of the Hub (lower-case, such as 'mit', 'apache-2.0', "
+            "'cc-by-4.0' or 'other'); give the identifier and describe anything else in the card's text"
+        )
 
 
 def _positive(name: str, value: float) -> None:
@@ -80,6 +96,7 @@ class TrActMetadata:
     weights_sha256: str | None = None  # computed on save
 
     def __post_init__(self) -> None:
+        check_license(self.license)
         if self.lam is not None:
             _positive("lam", self.lam)
         if self.lam is not None and self.layer_lams:
@@ -160,7 +177,7 @@ def _check_version(version: Any, where: str) -> None:
     if version > FORMAT_VERSION:
         raise HubError(
             f"{where} has format version {version}; this tract_hub {__version__} reads up to {FORMAT_VERSION}. "
-            "Upgrade tract_hub (pip install -U tract-hub)"
+            "Upgrade tract_hub (install a newer copy of its source: pip install -U ./tract_hub)"
         )
 
 

@@ -32,6 +32,11 @@ So the newest complete version is the first of ``.name.new``, ``name``, ``.name.
 (:func:`newest_complete`), and a crash loses at most the save that was in progress. One process writes a
 given target at a time (the trainer's rank 0; one ``save_pretrained`` per directory).
 
+The rotation makes only real directories under its four names. Anything else there (a symlink, wherever it
+points; a file; a device) was put there by someone else: a save refuses it with
+:class:`~tract_hub.errors.HubError` before any step (:func:`check_own_names`), and nothing follows, renames or
+deletes through it; readers (:func:`newest_complete`) pass over it.
+
 Example:
     >>> import pathlib, tempfile
     >>> target = pathlib.Path(tempfile.mkdtemp()) / "last"
@@ -79,12 +84,45 @@ def _staging_pattern(target: Path) -> re.Pattern[str]:
     return re.compile(rf"^\.{re.escape(target.name)}\.tmp-[a-z0-9_]{{8}}\.incomplete$")
 
 
-def staging_directories(target: Path) -> list[Path]:
-    """The staging directories of saves of ``target`` that were interrupted (or are in progress)."""
+def _staging_names(target: Path) -> list[Path]:
+    """Every entry of ``target``'s folder named as a staging directory, whatever it is."""
     if not target.parent.is_dir():
         return []
     pattern = _staging_pattern(target)
     return sorted(path for path in target.parent.iterdir() if pattern.match(path.name))
+
+
+def staging_directories(target: Path) -> list[Path]:
+    """The staging directories of saves of ``target`` that were interrupted (or are in progress)."""
+    return [path for path in _staging_names(target) if path.is_dir() and not path.is_symlink()]
+
+
+def _foreign(path: Path) -> str | None:
+    """What ``path`` is when it is not one of the rotation's own directories (None: absent, or a directory)."""
+    if path.is_symlink():
+        try:
+            return f"a symlink to {os.readlink(path)!r}"
+        except OSError:  # pragma: no cover - removed meanwhile
+            return "a symlink"
+    if path.exists() and not path.is_dir():
+        return "a file" if path.is_file() else "not a directory"
+    return None
+
+
+def check_own_names(target: str | os.PathLike[str]) -> None:
+    """Refuse anything under the rotation's names of ``target`` (``name``, ``.name.new``, ``.name.old`` and the
+    staging names) that the rotation did not make: a symlink, a file or a device. Nothing is followed or removed;
+    the error names the entry and the fix."""
+    target = Path(target).absolute()
+    for path in (target, new_copy(target), previous_copy(target), *_staging_names(target)):
+        found = _foreign(path)
+        if found is not None:
+            role = "the checkpoint itself" if path == target else "a name the checkpoint rotation keeps for itself"
+            raise HubError(
+                f"{str(path)!r} is {found}, not a directory, at {role}; tract_hub writes only directories there "
+                "and neither follows nor deletes anything else. Move it away (it was not made by tract_hub), then "
+                "save again"
+            )
 
 
 def newest_complete(target: str | os.PathLike[str]) -> Path | None:
@@ -124,15 +162,16 @@ def _flush_tree(directory: Path) -> None:
 
 
 def _remove(path: Path) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.exists():
+    """Remove one of the rotation's own directories (:func:`check_own_names` has refused anything else)."""
+    if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
 
 
 def recover_directory(target: str | os.PathLike[str]) -> None:
-    """Finish or undo an interrupted save of ``target`` (see the module docstring); a no-op when there was none."""
+    """Finish or undo an interrupted save of ``target`` (see the module docstring); a no-op when there was none.
+    Refuses (:func:`check_own_names`) what the rotation did not make under its names, before any step."""
     target = Path(target).absolute()
+    check_own_names(target)
     for staging in staging_directories(target):
         logger.info("removing %s, left by an interrupted save of %s", staging.name, target)
         shutil.rmtree(staging, ignore_errors=True)
@@ -153,8 +192,8 @@ def recover_directory(target: str | os.PathLike[str]) -> None:
 
 
 def check_target(target: Path, *, overwrite: bool) -> None:
-    """Refuse a target that is a file, or a non-empty directory unless ``overwrite``."""
-    if (target.exists() or target.is_symlink()) and not target.is_dir():
+    """Refuse a target that is a file or a symlink, or a non-empty directory unless ``overwrite``."""
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
         raise HubError(f"{str(target)!r} exists and is not a directory; choose a directory path for the checkpoint")
     if target.is_dir() and any(target.iterdir()) and not overwrite:
         raise HubError(

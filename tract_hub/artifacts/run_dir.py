@@ -36,11 +36,12 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from ..errors import DataError, TrActError
+from .datasets import task_of
 from .files import json_text, write_text_atomic
 from .reading import confined_file, parse_json, parse_yaml, read_confined_text
 from .rotation import newest_complete
 from .schema import from_data, to_data
-from .task import Task, task_of
+from .task import Task
 
 logger = logging.getLogger(__name__)
 

@@ -24,6 +24,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..artifacts.datasets import dataset_names
+
 #: Batch size of a recipe made from flags alone, when --batch-size is not given (timm's default).
 DEFAULT_BATCH_SIZE = 128
 
@@ -52,7 +54,7 @@ FLAGS: list[tuple[tuple[str, ...], str, dict[str, Any]]] = [
     (
         ("--data",),
         "data.dataset",
-        {"metavar": "DATASET", "help": "digits, cifar10, cifar100, imagenet, image_folder, ..."},
+        {"metavar": "DATASET", "help": ", ".join(dataset_names())},
     ),
     (
         ("--data-root",),

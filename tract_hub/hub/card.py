@@ -22,7 +22,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import re
 import string
 from dataclasses import dataclass, field
@@ -31,41 +30,23 @@ from typing import Any
 
 import yaml
 
+from ..artifacts.datasets import task_of
 from ..artifacts.metadata import TrActMetadata, read_metadata
 from ..artifacts.reading import parse_yaml
-from ..artifacts.task import Task, task_of
+from ..artifacts.task import Task
 from ..errors import HubError, InvalidArgumentError
 from ..pretrained.spec import ArchitectureSpec
 from .card_data import card_data, hub_dataset
-from .markdown import code, fenced, is_repo_id, repo_link, text, word
+from .card_results import RunResults, number, results_section
+from .markdown import code, fenced, is_repo_id, repo_link, text
 
-_METRIC_ORDER = ("top1", "top5", "map", "val_loss", "train_loss")
 _FRONT_MATTER_ORDER = ("library_name", "license", "pipeline_tag", "tags", "datasets", "base_model", "model-index")
 _REPO_PLACEHOLDER = "ORG/NAME"
+
+#: How a card says to install tract_hub: it is not on PyPI, so from a copy of its source tree.
+INSTALL = "tract_hub is not on PyPI: `pip install ./tract_hub` from a copy of its source tree"
 _ARCHITECTURE_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*$")
 _FILE_NAME = re.compile(r"^[\w\-][\w.\-]*\.png$")
-
-
-@dataclass(frozen=True)
-class RunResults:
-    """What one training run reports: lambda (None = vanilla), epochs, final and best metrics, per-epoch history."""
-
-    lam: float | None
-    epochs: int | None = None
-    final: dict[str, Any] = field(default_factory=dict)
-    best: dict[str, Any] = field(default_factory=dict)
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        return "Vanilla" if self.lam is None else f"TrAct (λ = {self.lam:g})"
-
-    @classmethod
-    def of(cls, metadata: TrActMetadata, history: list[dict[str, Any]] | None = None) -> RunResults:
-        """The results a checkpoint's metadata records (with the run's ``history`` when there is one)."""
-        return cls(
-            metadata.lam, metadata.epochs, dict(metadata.metrics or {}), dict(metadata.best or {}), history or []
-        )
 
 
 @dataclass(frozen=True)
@@ -93,6 +74,13 @@ class CardInfo:
     @property
     def base_model(self) -> str | None:
         return self.metadata.base_model or base_model_from_recipe(self.metadata.recipe)
+
+    @property
+    def trained(self) -> bool:
+        """Whether the checkpoint records any training (a recipe, epochs or metrics): a model saved without
+        them (for example freshly built and patched) is not said to be trained with or without TrAct."""
+        metadata = self.metadata
+        return bool(metadata.recipe or metadata.epochs or metadata.metrics or metadata.best or self.history)
 
     @property
     def lam_text(self) -> str:
@@ -130,18 +118,12 @@ def _template(name: str) -> string.Template:
     return string.Template(text)
 
 
-def _number(value: Any) -> str:
-    """A number as a table shows it; anything else as a code span (a table cell's ``|`` escaped)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return code(value, table=True)
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def _metric_keys(*dicts: dict[str, Any]) -> list[str]:
-    keys = {key for d in dicts for key, value in d.items() if key != "epoch" and isinstance(value, int | float)}
-    return [key for key in _METRIC_ORDER if key in keys] + sorted(keys - set(_METRIC_ORDER))
+def published_metrics(metadata: TrActMetadata) -> dict[str, Any]:
+    """The metrics of the weights the checkpoint holds: the best epoch's for a run's ``best`` checkpoint, else
+    the final epoch's."""
+    if metadata.checkpoint == "best" and metadata.best:
+        return {key: value for key, value in metadata.best.items() if key != "epoch"}
+    return dict(metadata.metrics or {})
 
 
 def front_matter(info: CardInfo) -> dict[str, Any]:
@@ -157,20 +139,31 @@ def front_matter(info: CardInfo) -> dict[str, Any]:
         license=info.metadata.license or "mit",
         dataset=dataset if is_repo_id(hub_dataset(dataset), org=False) else None,
         base_model=info.base_model if is_repo_id(info.base_model) else None,
-        final=info.metadata.metrics,
+        final=published_metrics(info.metadata),
     ).to_dict()
     return {key: data[key] for key in _FRONT_MATTER_ORDER if key in data}
 
 
 def _title(info: CardInfo) -> str:
-    how = "trained without TrAct (vanilla)" if not info.lam_text else f"trained with TrAct (λ = {info.lam_text})"
+    if not info.trained:
+        how = "no training recorded" + (f" (TrAct λ = {info.lam_text} installed)" if info.lam_text else "")
+    elif not info.lam_text:
+        how = "trained without TrAct (vanilla)"
+    else:
+        how = f"trained with TrAct (λ = {info.lam_text})"
     return f"{text(info.name)}: {code(info.spec.name)}, {how}"
 
 
 def _summary(info: CardInfo) -> str:
     data = f" on {code(info.metadata.dataset)}" if info.metadata.dataset else ""
     layers = ", ".join(code(layer) for layer in info.metadata.first_layers) or "?"
-    if not info.lam_text:
+    if not info.trained:
+        installed = f" with TrAct (λ = {info.lam_text}) installed on its first layer ({layers})"
+        how = (
+            f"saved{installed if info.lam_text else ''}; the checkpoint records no training (no recipe, epochs "
+            "or metrics), so it says nothing about how its weights were obtained"
+        )
+    elif not info.lam_text:
         how = f"trained{data} without TrAct (vanilla: no TrAct lambda is recorded)"
     else:
         how = f"trained{data} with TrAct (λ = {info.lam_text}) on its first layer ({layers})"
@@ -207,8 +200,12 @@ def _details(info: CardInfo) -> str:
             "yes" if metadata.exact else "no (per backward, as in the paper)",
         ),
         ("Data set", code(metadata.dataset) if metadata.dataset else "not recorded"),
-        ("Classes", _number(info.num_classes) if info.num_classes else "not recorded"),
+        ("Classes", number(info.num_classes) if info.num_classes else "not recorded"),
     ]
+    if metadata.checkpoint == "best" and metadata.best and metadata.best.get("epoch") is not None:
+        rows.append(("Weights", f"the best epoch's (epoch {number(metadata.best['epoch'])}, by the main metric)"))
+    elif metadata.checkpoint is not None:
+        rows.append(("Weights", f"the {metadata.checkpoint} epoch's"))
     if info.base_model:
         rows.append(("Fine-tuned from", repo_link(info.base_model)))
     return "\n".join(f"- **{key}:** {value}" for key, value in rows)
@@ -220,61 +217,13 @@ def _training(info: CardInfo) -> str:
     if not recipe:
         return "The training recipe was not recorded with this checkpoint." + notes
     name = f" {code(info.metadata.recipe_name)}" if info.metadata.recipe_name else ""
-    epochs = f", {_number(info.metadata.epochs)} epochs" if info.metadata.epochs else ""
+    epochs = info.metadata.epochs
+    epochs = f", {number(epochs)} epoch{'s' if epochs != 1 else ''}" if epochs else ""
     dumped = yaml.safe_dump(recipe, sort_keys=True, allow_unicode=True)
     block = fenced(dumped, "yaml")
-    return f"Recipe{name}{epochs}, fully resolved (every key, as the trainer used it):\n\n{block}" + notes
-
-
-def _best(results: RunResults, key: str) -> str:
-    if key not in results.best:
-        return ""
-    epoch = results.best.get("epoch")
-    return _number(results.best[key]) + (f" (epoch {_number(epoch)})" if epoch is not None else "")
-
-
-def _results(info: CardInfo) -> str:
-    results = info.results
-    if not (results.final or results.best):
-        return "No metrics were recorded with this checkpoint."
-    runs = [run for run in (info.baseline, results) if run is not None]
-    compare = info.baseline is not None
-
-    def row(label: str, cells: list[str], delta: str = "") -> str:
-        return "| " + " | ".join([label, *cells, *([delta] if compare else [])]) + " |"
-
-    lines = [row("Metric", [run.label for run in runs], "TrAct − vanilla")]
-    lines.append("|" + "---|" * (len(runs) + 1 + compare))
-    lines.append(row("Epochs", [_number(run.epochs) if run.epochs else "" for run in runs]))
-    for key in _metric_keys(*(run.final for run in runs), *(run.best for run in runs)):
-        final = [run.final.get(key) for run in runs]
-        delta = ""
-        if compare and all(isinstance(value, int | float) for value in final):
-            delta = f"{final[1] - final[0]:+.4g}"
-        name = word(key, table=True)
-        lines.append(row(f"Final {name}", [_number(value) if value is not None else "" for value in final], delta))
-        if any(key in run.best for run in runs):
-            lines.append(row(f"{name} at the best epoch", [_best(run, key) for run in runs]))
-    if info.baseline is not None:
-        lines += ["", _speedup(info.baseline, results, info.task.main_metric)]
-    return "\n".join(lines).rstrip()
-
-
-def _speedup(baseline: RunResults, tract: RunResults, key: str) -> str:
-    """When TrAct first reached the vanilla run's final main metric."""
-    if key not in baseline.final or key not in tract.final:
-        return ""
-    target = baseline.final[key]
-    reached = next(
-        (row.get("epoch") for row in tract.history if isinstance(row.get(key), int | float) and row[key] >= target),
-        None,
-    )
-    name = word(key)
-    if reached is None:
-        return f"TrAct did not reach the vanilla run's final {name} ({_number(target)}) within its epochs."
     return (
-        f"TrAct reached the vanilla run's final {name} ({_number(target)}, after {_number(baseline.epochs)} epochs) "
-        f"at epoch {_number(reached)}."
+        f"Recipe{name}{epochs}, resolved as the trainer used it (the sections that apply; where the data lay on "
+        f"the training machine is left out):\n\n{block}" + notes
     )
 
 
@@ -295,6 +244,7 @@ def _usage(info: CardInfo) -> str:
         architecture=info.spec.name,
         lam=f"{lam:g}",
         num_classes="NUM_CLASSES",
+        install=INSTALL,
     )
     if not info.repo_id:
         usage += (
@@ -317,7 +267,7 @@ def render_card(info: CardInfo) -> str:
         summary=_summary(info),
         details=_details(info),
         training=_training(info),
-        results=_results(info),
+        results=results_section(info.results, info.baseline, info.task),
         curves=curves,
         usage=_usage(info),
     )

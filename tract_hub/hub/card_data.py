@@ -8,8 +8,10 @@
   that fails; torchvision checkpoints therefore name ``tract-hub``, whose ``from_pretrained`` loads them, and
   their card's usage section gives the torchvision + safetensors code.
 * ``pipeline_tag`` and the model-index task: from the task (``image-classification`` or ``object-detection``).
-* ``datasets`` and the model-index dataset type: the data set's Hub id where one exists (:data:`HUB_DATASETS`),
-  else the recipe's data set name.
+* ``datasets`` and the model-index dataset type: the data set's Hub id where one exists (the data-set table,
+  :mod:`tract_hub.artifacts.datasets`), else the recipe's data set name.
+* the model-index metrics: the task's scores (:mod:`tract_hub.artifacts.task`), as the fractions the run
+  records (what ``evaluate``'s accuracy returns); the card's text shows them in percent.
 
 Example:
     >>> from tract_hub.pretrained.spec import ArchitectureSpec
@@ -24,35 +26,14 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
+from ..artifacts.datasets import hub_dataset
 from ..artifacts.task import Task
 from ..pretrained.spec import ArchitectureSpec
-
-#: Recipe data set -> its Hugging Face Hub data set id (checked on the Hub; digits and image folders have none).
-HUB_DATASETS = {
-    "cifar10": "uoft-cs/cifar10",
-    "cifar100": "uoft-cs/cifar100",
-    "imagenet": "ILSVRC/imagenet-1k",
-    "flowers102": "nelorth/oxford-flowers",
-    "stanford_cars": "tanganke/stanford_cars",
-    "voc2007": "HuggingFaceM4/pascal_voc",
-}
-
-#: Metrics the model-index reports: run metric key -> (model-index metric type, display name).
-INDEX_METRICS = {
-    "top1": ("accuracy", "Top-1 accuracy"),
-    "top5": ("top_5_accuracy", "Top-5 accuracy"),
-    "map": ("mean_average_precision", "mAP"),
-}
 
 
 def library_name(spec: ArchitectureSpec) -> str:
     """The ``library_name`` of a checkpoint of ``spec`` (see the module docstring)."""
     return "timm" if spec.source == "timm" else "tract-hub"
-
-
-def hub_dataset(dataset: str) -> str:
-    """The Hub data set id of a recipe's data set, or the name itself when the Hub has none."""
-    return HUB_DATASETS.get(dataset, dataset)
 
 
 def eval_results(task: Task, dataset: str, final: dict[str, Any]) -> list[EvalResult]:
@@ -63,12 +44,12 @@ def eval_results(task: Task, dataset: str, final: dict[str, Any]) -> list[EvalRe
             task_name=task.pipeline_label,
             dataset_type=hub_dataset(dataset),
             dataset_name=dataset,
-            metric_type=kind,
-            metric_name=label,
-            metric_value=float(final[key]),
+            metric_type=score.index_type,
+            metric_name=score.label,
+            metric_value=float(final[score.key]),
         )
-        for key, (kind, label) in INDEX_METRICS.items()
-        if isinstance(final.get(key), int | float) and not isinstance(final.get(key), bool)
+        for score in task.scores
+        if isinstance(final.get(score.key), int | float) and not isinstance(final.get(score.key), bool)
     ]
 
 

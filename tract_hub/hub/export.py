@@ -19,6 +19,7 @@ from ..artifacts.checkpoint_files import CARD_NAME, CURVES_NAME
 from ..artifacts.curves import Curve, plot_curves
 from ..artifacts.files import atomic_directory
 from ..artifacts.metadata import TrActMetadata
+from ..artifacts.publish import published_recipe
 from ..artifacts.run_dir import BEST, CheckpointName, Run, RunDirectory
 from ..errors import InvalidArgumentError
 from ..models import resolve_architecture
@@ -87,7 +88,7 @@ def run_metadata(run: Run, baseline: Run | None = None, *, checkpoint: Checkpoin
         lam=summary.lam,
         license=summary.license,
         metrics=summary.final or None,
-        recipe=run.recipe,
+        recipe=published_recipe(run.recipe),
         recipe_name=summary.recipe_name,
         run_name=run.name,
     )
@@ -98,14 +99,16 @@ def _results(run: Run) -> RunResults:
     return RunResults(summary.lam, summary.epochs, dict(summary.final), dict(summary.best), run.history)
 
 
-def _write_card(run: Run, baseline: Run | None, spec: ArchitectureSpec, path: Path, repo_id: str | None) -> None:
-    """The card of ``run`` at ``path``, and its ``training_curves.png`` next to it."""
+def _write_card(
+    run: Run, baseline: Run | None, spec: ArchitectureSpec, path: Path, repo_id: str | None, checkpoint: CheckpointName
+) -> None:
+    """The card of ``run``'s ``checkpoint`` at ``path``, and its ``training_curves.png`` next to it."""
     curves = [Curve(RunResults(r.summary.lam).label, r.is_tract, r.history) for r in (baseline, run) if r is not None]
     has_curves = plot_curves(curves, path.with_name(CURVES_NAME), run.summary.task) is not None
     info = CardInfo(
         name=repo_id.split("/")[-1] if repo_id else run.name,
         spec=spec,
-        metadata=run_metadata(run, baseline),
+        metadata=run_metadata(run, baseline, checkpoint=checkpoint),
         num_classes=run.summary.num_classes,
         history=run.history,
         baseline=_results(baseline) if baseline else None,
@@ -129,13 +132,16 @@ def write_run_card(
     *,
     baseline: str | os.PathLike[str] | None = None,
     repo_id: str | None = None,
+    checkpoint: CheckpointName = BEST,
 ) -> Path:
-    """Write the model card of a run to ``path`` and its training curves next to it; returns ``path``."""
+    """Write the model card of a run's ``checkpoint`` (the one ``push`` publishes by default) to ``path`` and its
+    training curves next to it; returns ``path``."""
     run, base = _read(run_dir, baseline)
     source, arch = resolve_architecture(run.summary.model.architecture)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_card(run, base, ArchitectureSpec(source, arch, dict(run.summary.model.kwargs)), path, repo_id)
+    spec = ArchitectureSpec(source, arch, dict(run.summary.model.kwargs))
+    _write_card(run, base, spec, path, repo_id, checkpoint)
     return path
 
 
@@ -160,6 +166,6 @@ def save_run(
     needed = weights.stat().st_size
     with atomic_directory(directory, overwrite=overwrite, needed_bytes=needed) as staging:
         write_checkpoint(model, spec, staging, run_metadata(run, base, checkpoint=checkpoint))
-        _write_card(run, base, spec, staging / CARD_NAME, repo_id)
+        _write_card(run, base, spec, staging / CARD_NAME, repo_id, checkpoint)
     logger.info("saved run %s (%s checkpoint) to %s", run.directory, checkpoint, directory)
     return Path(directory)

@@ -75,6 +75,13 @@ class CifarClassifier(nn.Module):
         self.drop = nn.Dropout(drop_rate)
         self.fc: nn.Module = nn.Linear(self.head_hidden_size, num_classes) if num_classes else nn.Identity()
 
+    @property
+    def in_chans(self) -> int:
+        """The input's channels, as timm models record them (timm reads it to describe the input in
+        ``config.json``): those of the stem, the first convolution each family registers."""
+        stem = next(module for module in self.modules() if isinstance(module, nn.Conv2d))
+        return stem.in_channels
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - every family defines it
         raise NotImplementedError
 

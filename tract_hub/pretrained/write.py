@@ -29,6 +29,7 @@ from .._version import __version__
 from ..artifacts.checkpoint_files import CONFIG_NAME, WEIGHTS_NAME
 from ..artifacts.files import fsync_file, json_text
 from ..artifacts.metadata import METADATA_KEY, TrActMetadata
+from ..artifacts.publish import WEIGHT_SOURCE_KEYS, data_config, published_recipe
 from ..artifacts.weights import describe_difference, specs_of, write_weights
 from ..errors import CheckpointIntegrityError, InvalidArgumentError, TrActError
 from ..patching import patched_layers
@@ -103,6 +104,7 @@ def build_metadata(
     return dataclasses.replace(
         given,
         **_tract_settings(model, given, explicit),
+        recipe=published_recipe(given.recipe),
         architecture=spec.qualified_name,
         versions=library_versions(),
         weights_bytes=weights["bytes"],
@@ -112,17 +114,32 @@ def build_metadata(
 
 
 def _timm_config(model: nn.Module, spec: ArchitectureSpec, path: Path, block: dict[str, Any]) -> dict[str, Any]:
-    """timm's own ``config.json`` (``save_config_for_hf``) with the ``"tract_hub"`` block as one extra key."""
+    """timm's own ``config.json`` (``save_config_for_hf``) with the ``"tract_hub"`` block as one extra key.
+
+    ``pretrained_cfg`` describes these weights: the preprocessing of the recipe they were trained with (when
+    the block records one) and none of the keys that name where timm's own released weights came from
+    (:data:`~tract_hub.artifacts.publish.WEIGHT_SOURCE_KEYS`: ``tag``, ``license``, ...)."""
     from timm.models._hub import save_config_for_hf
 
     try:
-        save_config_for_hf(model, str(path), model_config={METADATA_KEY: block}, model_args=spec.model_args or None)
+        save_config_for_hf(
+            model,
+            str(path),
+            model_config={METADATA_KEY: block},
+            model_args=spec.model_args or None,
+            data_config=data_config(block.get("recipe")),
+        )
     except (TypeError, ValueError) as error:
         raise InvalidArgumentError(
             f"timm cannot describe this {spec.name} in config.json: {error}. Give JSON-serializable "
             "model_kwargs= for the constructor arguments it names"
         ) from error
-    return json.loads(path.read_text(encoding="utf-8"))
+    config = json.loads(path.read_text(encoding="utf-8"))
+    pretrained_cfg = config.get("pretrained_cfg")
+    if isinstance(pretrained_cfg, dict) and WEIGHT_SOURCE_KEYS & set(pretrained_cfg):
+        config["pretrained_cfg"] = {k: v for k, v in pretrained_cfg.items() if k not in WEIGHT_SOURCE_KEYS}
+        path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return config
 
 
 def _torchvision_config(model: nn.Module, spec: ArchitectureSpec, path: Path, block: dict[str, Any]) -> dict[str, Any]:

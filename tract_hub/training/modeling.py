@@ -25,14 +25,15 @@ from typing import Any
 from torch import nn
 
 from .._api import patch
-from ..artifacts.checkpoint_files import CONFIG_NAME, read_config
+from ..artifacts.checkpoint_files import CONFIG_NAME, WEIGHTS_NAME
 from ..artifacts.run_dir import BEST, RunDirectory
 from ..artifacts.weights import load_strict, read_weights
-from ..errors import HubError, RecipeError, TrActError
+from ..errors import RecipeError, TrActError
 from ..models import create_model, resolve_architecture
 from ..models.faster_rcnn_vgg import build_faster_rcnn_vgg
 from ..patching import patched_layers
-from ..pretrained import from_pretrained
+from ..pretrained import ArchitectureSpec, fetch_file, load_checkpoint, parse_source
+from ..pretrained.heads import replace_head
 from ..registry import locate
 from .input_norm import apply_input_norm
 from .recipe import Recipe
@@ -95,21 +96,30 @@ def _from_run_directory(path: Path, num_classes: int, overrides: dict[str, Any])
 
 
 def _from_hub(init: str, num_classes: int) -> BuiltModel:
-    model = from_pretrained(init, num_classes=num_classes)
-    architecture = _architecture_of(model, init)
-    return BuiltModel(model, architecture, {"num_classes": num_classes})
+    """A Hub checkpoint (a folder or a repository) with a new classifier of ``num_classes`` classes. The run
+    records the checkpoint's architecture and constructor arguments, so that its own checkpoints are built again
+    as they were trained (to evaluate or publish them)."""
+    where = parse_source(init)
+    config_path, weights_path = fetch_file(where, CONFIG_NAME), fetch_file(where, WEIGHTS_NAME)
+    model, config = load_checkpoint(config_path, weights_path, str(where))
+    replace_head(model, num_classes)
+    spec = ArchitectureSpec.from_config(config)
+    logger.info("fine-tuning %s from %s with a new %d-class classifier", spec.qualified_name, where, num_classes)
+    return BuiltModel(model, spec.qualified_name, {**spec.model_args, "num_classes": num_classes})
 
 
-def _architecture_of(model: nn.Module, init: str) -> str:
-    config_path = Path(init) / CONFIG_NAME
-    if config_path.is_file():
-        name = read_config(config_path).get("architecture")
-        if isinstance(name, str):
-            return canonical_architecture(name)
-    pretrained_cfg = getattr(model, "pretrained_cfg", None) or {}
-    if isinstance(pretrained_cfg.get("architecture"), str):
-        return canonical_architecture(f"timm:{pretrained_cfg['architecture']}")
-    raise HubError(f"model.init={init!r}: cannot tell which architecture the loaded {type(model).__name__} is")
+def _channels(architecture: str, recipe: Recipe) -> dict[str, Any]:
+    """``in_chans`` for a data set whose images do not have 3 channels (timm's default): every timm model takes
+    it; a torchvision builder has no such argument, so it is refused with the fix."""
+    channels = recipe.data.info.channels
+    if channels == 3:
+        return {}
+    if architecture.startswith("timm:"):
+        return {"in_chans": channels}
+    raise RecipeError(
+        f"{recipe.data.dataset} has {channels}-channel images, but {architecture} is built for 3; use a timm "
+        f"architecture (they take in_chans={channels}) or a data set of color images"
+    )
 
 
 def build_model(recipe: Recipe, num_classes: int) -> BuiltModel:
@@ -133,7 +143,7 @@ def build_model(recipe: Recipe, num_classes: int) -> BuiltModel:
         built = BuiltModel(model, architecture, {})
     else:
         architecture = canonical_architecture(config.architecture or "")
-        kwargs = dict(config.kwargs)
+        kwargs = {**_channels(architecture, recipe), **config.kwargs}
         kwargs.setdefault("num_classes", num_classes)
         if kwargs["num_classes"] != num_classes:
             raise RecipeError(

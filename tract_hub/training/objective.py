@@ -22,7 +22,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..artifacts.task import CLASSIFICATION, DETECTION, Task, task_of
+from ..artifacts.datasets import task_of
+from ..artifacts.task import CLASSIFICATION, DETECTION, Task
 from .distributed import DistContext
 from .evaluation import evaluate_classifier, evaluate_detector
 from .recipe import TrainConfig

@@ -29,6 +29,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
+from ..artifacts.task import metric
+
 T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
@@ -70,10 +72,6 @@ def bar_and_logs(total: int, desc: str, enabled: bool) -> Iterator[Any]:
         yield bar
 
 
-#: Metrics shown in percent (stored as fractions in [0, 1]).
-PERCENT_METRICS = frozenset({"top1", "top5", "map"})
-
-
 def format_scores(scores: Mapping[str, Any], keys: Sequence[str]) -> str:
     """``"top1 45.23%  top5 88.10%  loss 1.2345"`` for the ``keys`` of ``scores`` that hold numbers: accuracies
     and mAP first and in percent, then the loss; the ``ema_`` keys after the others, shown as ``ema``.
@@ -83,13 +81,14 @@ def format_scores(scores: Mapping[str, Any], keys: Sequence[str]) -> str:
         'top1 45.23%  loss 1.2346  ema top1 50.00%'
     """
     parts = []
-    for key in sorted(keys, key=lambda k: (k.startswith("ema_"), k.removeprefix("ema_") not in PERCENT_METRICS)):
+    for key in sorted(keys, key=lambda k: (k.startswith("ema_"), metric(k.removeprefix("ema_")) is None)):
         value = scores.get(key)
         if not isinstance(value, int | float) or isinstance(value, bool):
             continue
         prefix, name = ("ema ", key[4:]) if key.startswith("ema_") else ("", key)
-        if name in PERCENT_METRICS:
-            parts.append(f"{prefix}{name} {100 * value:.2f}%")
+        score = metric(name)
+        if score is not None:
+            parts.append(f"{prefix}{name} {score.shown(value)}")
         else:
             parts.append(f"{prefix}{'loss' if name == 'val_loss' else name} {value:.4f}")
     return "  ".join(parts)

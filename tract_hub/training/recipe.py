@@ -23,11 +23,12 @@ from typing import Any, Literal
 
 import yaml
 
+from ..artifacts.datasets import DATASETS, DatasetInfo, dataset_info
 from ..artifacts.reading import parse_yaml as read_yaml
 from ..artifacts.reading import read_regular_text
 from ..artifacts.schema import from_data, set_path, to_data
-from ..artifacts.task import Task, task_of
-from ..errors import RecipeError
+from ..artifacts.task import DETECTION, Task
+from ..errors import InvalidArgumentError, RecipeError
 
 #: The recipe format this version of tract_hub reads and writes.
 FORMAT_VERSION = 1
@@ -137,9 +138,7 @@ class DigitsConfig:
 class DataConfig:
     """Where the images come from and how they are prepared."""
 
-    dataset: Literal[
-        "digits", "cifar10", "cifar100", "imagenet", "image_folder", "flowers102", "stanford_cars", "voc2007"
-    ]
+    dataset: str  # a name of the data-set table (tract_hub.artifacts.datasets): digits, fashion_mnist, cifar10, ...
     root: str | None = None  # default: --data-root, then $TRACT_HUB_DATA, then ./data
     download: bool = False  # let torchvision download the data set (never done unless asked)
     train_split: str = "train"  # image_folder / imagenet: sub-directory names
@@ -157,6 +156,10 @@ class DataConfig:
     digits: DigitsConfig = field(default_factory=DigitsConfig)
 
     def __post_init__(self) -> None:
+        try:
+            info = dataset_info(self.dataset)
+        except InvalidArgumentError as error:
+            raise RecipeError(f"data.dataset: {error}") from None
         for name in ("image_size", "eval_image_size", "max_train_samples", "max_val_samples"):
             value = getattr(self, name)
             _check(value is None or value > 0, f"data.{name}={value!r} must be > 0 or null")
@@ -167,11 +170,19 @@ class DataConfig:
             _check(len(self.mean) == len(self.std), "data.mean and data.std must have the same length")
             _check(all(s > 0 for s in self.std), f"data.std={list(self.std)} must be > 0")
         _check(
-            not (self.dataset == "image_folder" and self.image_size is None),
-            "data.image_size is required for dataset='image_folder' (the images must be batched at one size)",
+            not (info.needs_size and info.image_size is None and self.image_size is None),
+            f"data.image_size is required for dataset={self.dataset!r} (the images must be batched at one size)",
         )
-        if self.dataset == "voc2007":
-            _check(self.augment in ("none", "finetune"), "data.augment for voc2007: 'none' or 'finetune' (flip)")
+        if info.task is DETECTION:
+            _check(
+                self.augment in ("none", "finetune"),
+                f"data.augment for {self.dataset}: 'none' or 'finetune' (flip)",
+            )
+
+    @property
+    def info(self) -> DatasetInfo:
+        """The data set's row of the data-set table."""
+        return dataset_info(self.dataset)
 
 
 @dataclass
@@ -321,21 +332,25 @@ class Recipe:
             )
         if isinstance(self.target, list):
             _check(bool(self.target), "target must be a layer name, a non-empty list of names, or null")
-        if self.data.dataset == "voc2007":
-            _check(self.model.detector != "none", "data.dataset='voc2007' needs model.detector='faster_rcnn'")
+        detection = [name for name, info in DATASETS.items() if info.task is DETECTION]
+        if self.task is DETECTION:
+            _check(
+                self.model.detector != "none",
+                f"data.dataset={self.data.dataset!r} is a detection data set; it needs model.detector='faster_rcnn'",
+            )
         elif self.model.detector != "none":
-            _check(False, f"model.detector={self.model.detector!r} needs data.dataset='voc2007'")
+            _check(False, f"model.detector={self.model.detector!r} needs a detection data set ({', '.join(detection)})")
         if self.optimizer.first_layer is not None:
             _check(self.optimizer.name != "lamb", "optimizer.first_layer cannot be combined with lamb")
         _check(
-            not (self.train.loss == "bce" and self.data.dataset == "voc2007"),
+            not (self.train.loss == "bce" and self.task is DETECTION),
             "train.loss does not apply to detection (Faster R-CNN has its own losses)",
         )
 
     @property
     def task(self) -> Task:
         """Classification or detection (from ``data.dataset``; detection needs ``model.detector``)."""
-        return task_of(self.data.dataset)
+        return self.data.info.task
 
     @property
     def variant(self) -> str:

@@ -127,7 +127,8 @@ def check_available(options: ReportOptions) -> None:
     if options.tensorboard and not tensorboard_installed():
         raise InvalidArgumentError(
             "TensorBoard logging was asked for, but the tensorboard package is not installed; "
-            "pip install tensorboard (or tract-hub[tensorboard]), or leave TensorBoard off"
+            "pip install tensorboard (or, in tract_hub's source tree, pip install -e '.[tensorboard]'), or leave "
+            "TensorBoard off"
         )
     if options.wandb and not wandb_installed():
         raise InvalidArgumentError("--wandb: the wandb package is not installed; pip install wandb, or drop --wandb")

@@ -31,10 +31,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..artifacts.checkpoint_files import CONFIG_NAME, WEIGHTS_NAME
+from ..artifacts.datasets import DATASETS, task_of
 from ..artifacts.metadata import read_metadata
 from ..artifacts.run_dir import BEST, CHECKPOINTS, CheckpointName, RunDirectory
 from ..artifacts.schema import from_data, set_path
-from ..artifacts.task import DETECTION, Task, task_of
+from ..artifacts.task import DETECTION, Task
 from ..artifacts.weights import load_strict, read_weights
 from ..errors import DataError, InvalidArgumentError, RecipeError
 from ..pretrained import fetch_file, load_checkpoint, parse_source
@@ -163,7 +164,8 @@ def _data_of_checkpoint(config: dict[str, Any], recipe: dict[str, Any], dataset:
     if pretrained_cfg.get("mean") and pretrained_cfg.get("std"):
         section["mean"], section["std"] = list(pretrained_cfg["mean"]), list(pretrained_cfg["std"])
     input_size = pretrained_cfg.get("input_size")
-    if isinstance(input_size, list | tuple) and section["dataset"] != "digits":
+    info = DATASETS.get(section["dataset"])
+    if isinstance(input_size, list | tuple) and (info is None or info.transforms):
         section["image_size"] = int(input_size[-1])
     if isinstance(pretrained_cfg.get("crop_pct"), float):
         section["eval_crop_pct"] = pretrained_cfg["crop_pct"]
@@ -200,7 +202,7 @@ def _from_checkpoint(source: str, dataset: str | None, overrides: list[str], **h
 def _validation_set(config: DataConfig) -> tuple[Any, int, Any]:
     """The validation set, its number of classes and collate function. A folder data set reads only its
     validation split (a large training folder is not scanned)."""
-    if config.dataset in ("imagenet", "image_folder"):
+    if config.info.loader == "image_folder":
         config = DataConfig(**{**config.__dict__, "train_split": config.val_split})
     splits = build_datasets(config)
     return splits.val, splits.num_classes, splits.collate

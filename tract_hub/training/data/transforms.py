@@ -2,7 +2,8 @@
 
 Presets (``data.augment``):
     * ``none``: resize (when an image size is set) and normalize;
-    * ``cifar``: random 32x32 crop with 4 pixels of zero padding, horizontal flip (the paper's CIFAR setup);
+    * ``cifar``: random crop with 4 pixels of zero padding at the images' own size (32x32 for CIFAR, 28x28 for
+      Fashion-MNIST), horizontal flip (the paper's CIFAR setup);
     * ``cifar_rotate15``: ``cifar``, then a random rotation within +-15 degrees (the augmentation of the CIFAR-100
       suite's reference repository, weiaicunzai/pytorch-cifar100);
     * ``imagenet``: random-resized crop and horizontal flip (torchvision's ImageNet reference);
@@ -78,11 +79,13 @@ def build_image_transform(
     std: Sequence[float],
     color_jitter: float = 0.0,
     eval_crop_pct: float = 1.0,
+    native_size: int | None = None,
 ) -> T.Compose:
-    """The PIL-image -> tensor transform for one split (see the module docstring)."""
+    """The PIL-image -> tensor transform for one split (see the module docstring); ``native_size`` is the
+    images' own side length, which a ``cifar`` crop keeps when no ``image_size`` is given (default 32)."""
     steps: list[Any] = []
     if train and augment in ("cifar", "cifar_rotate15"):
-        size = image_size or 32
+        size = image_size or native_size or 32
         steps += [T.RandomCrop(size, padding=4), T.RandomHorizontalFlip()]
         if augment == "cifar_rotate15":
             steps.append(T.RandomRotation(15))
