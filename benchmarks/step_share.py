@@ -4,7 +4,8 @@ For the paper's CIFAR ResNet-18 and CIFAR ViT and timm's ResNet-50 and ViT-S/16,
 cross-entropy, backward, SGD step) of vanilla, TrAct exact and TrAct per-backward is timed on one thread in thread
 CPU time, the variants once per round in a shuffled order, medians. TrAct's share is the thread time spent inside
 the patched layer's forward and backward code (``GradientState.forward`` and ``.weight_gradient``, which eager
-mode and the compiled operators both run; the dispatch around them is not counted) divided by the step's time: a direct measurement, unlike the step-time difference to vanilla, which on
+mode and the compiled operators both run; the dispatch around them is not counted) divided by the step's time:
+a direct measurement, unlike the step-time difference to vanilla, which on
 a shared machine is within the noise for a 1-2% cost (both are reported). Writes
 ``benchmarks/results/step_share.json`` and ``.md``. About 4 minutes here with the defaults.
 
