@@ -36,8 +36,10 @@ from .sums import PartialSums, add_gram, mirrored
 CHUNK_BYTES = {"cpu": 4 * 2**20}
 DEFAULT_CHUNK_BYTES = 64 * 2**20
 
-#: Rows per float32 partial sum on accelerators (no data-dependent choice there): long enough for full-speed
-#: products, short enough that the float64 total averages most of the float32 rounding away.
+#: Rows per float32 partial sum on accelerators (no data-dependent choice there), and at most on CPUs (whose rule
+#: may ask for fewer): long enough for full-speed products, short enough that the float64 total averages most of
+#: the float32 rounding away and, on a CPU, that a slice stays in cache (measured on the CIFAR stem: partial sums of
+#: 4,096 rows ran faster than the 19,943 the rule allowed).
 ACCELERATOR_PARTIAL_ROWS = 4096
 
 
@@ -144,7 +146,7 @@ def _summation(
         rows=rows,
         lam=RULE_LAM if lam is None else lam,
     )
-    return Summation(torch.float32, partial) if partial else Summation(torch.float64)
+    return Summation(torch.float32, min(partial, ACCELERATOR_PARTIAL_ROWS)) if partial else Summation(torch.float64)
 
 
 def _channel_major(cov: torch.Tensor, geometry: LayerGeometry) -> torch.Tensor:
