@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 from tests.exact.unused_branch import reference_update, run_rank
 from tests.reference import relative_error
 
-pytestmark = pytest.mark.distributed
+pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
 WRAPPERS = ["ddp", "process_group"]
 
