@@ -4,11 +4,12 @@ and the update is the whole batch's, on 2 and 3 gloo processes."""
 
 from __future__ import annotations
 
-import pytest
-import torch
-import torch.multiprocessing as mp
+import functools
 
-from tests.exact.unused_branch import reference_update, run_rank
+import pytest
+
+from tests.exact.unused_branch import reference_update, run
+from tests.exact.workers import spawn
 from tests.reference import relative_error
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
@@ -18,11 +19,9 @@ WRAPPERS = ["ddp", "process_group"]
 
 @pytest.fixture(scope="module", params=[2, 3], ids=["2-ranks", "3-ranks"])
 def ranks(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, list[dict]]:
-    world, tmp = request.param, tmp_path_factory.mktemp(f"unused{request.param}")
-    mp.start_processes(
-        run_rank, args=(world, str(tmp / "rendezvous"), str(tmp), WRAPPERS), nprocs=world, start_method="fork"
-    )
-    return world, [torch.load(tmp / f"rank{rank}.pt", weights_only=False) for rank in range(world)]
+    world = request.param
+    jobs = {wrapper: functools.partial(run, wrapper=wrapper) for wrapper in WRAPPERS}
+    return world, spawn(jobs, world, tmp_path_factory.mktemp(f"unused{world}"))
 
 
 @pytest.mark.parametrize("wrapper", WRAPPERS)

@@ -9,9 +9,6 @@ whole batch.
 from __future__ import annotations
 
 import logging
-import os
-import traceback
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -93,21 +90,3 @@ def reference_update(world: int) -> torch.Tensor:
     (grad,) = torch.autograd.grad(loss, model.stem.weight)
     rows = conv_rows(x, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
     return -LR * tract_reference(grad, rows, LAM)
-
-
-def run_rank(rank: int, world: int, rendezvous: str, out_dir: str, wrappers: list[str]) -> None:
-    """Entry point of a spawned gloo process: every wrapper in turn, results saved for the test."""
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
-    results: dict[str, dict] = {}
-    try:
-        for wrapper in wrappers:
-            try:
-                results[wrapper] = run(rank, world, wrapper)
-            except Exception:
-                results[wrapper] = {"error": traceback.format_exc()}
-                raise
-    finally:
-        torch.save(results, Path(out_dir) / f"rank{rank}.pt")
-        dist.destroy_process_group()
