@@ -53,6 +53,8 @@ CASES = [
     Case("vit-s16-patch16-b8", lambda: nn.Conv2d(3, 384, 16, 16), (8, 3, 224, 224), 0.8),
     Case("cifar-vit-patch4-b128", lambda: nn.Conv2d(3, 384, 4, 4), (128, 3, 32, 32)),
     Case("imagenet-stem-b64", lambda: nn.Conv2d(3, 64, 7, 2, 3, bias=False), (64, 3, 224, 224)),
+    # the fixed cost of one call: too little data for the covariance to matter (issue 19's small layer)
+    Case("small-conv-b2-8x8", lambda: nn.Conv2d(3, 64, 3, 1, 1), (2, 3, 8, 8)),
 ]
 DEFAULT_CASES = [case.name for case in CASES if case.target is not None]
 MODES = {"exact": True, "per_backward": False}

@@ -3,8 +3,9 @@
 For the paper's CIFAR ResNet-18 and CIFAR ViT and timm's ResNet-50 and ViT-S/16, one step (zero_grad, forward,
 cross-entropy, backward, SGD step) of vanilla, TrAct exact and TrAct per-backward is timed on one thread in thread
 CPU time, the variants once per round in a shuffled order, medians. TrAct's share is the thread time spent inside
-its two operators' implementations (``tract_hub.patching.ops``: the forward's routing and the backward's
-gradient) divided by the step's time: a direct measurement, unlike the step-time difference to vanilla, which on
+the patched layer's forward and backward code (``GradientState.forward`` and ``.weight_gradient``, which eager
+mode and the compiled operators both run; the dispatch around them is not counted) divided by the step's time:
+a direct measurement, unlike the step-time difference to vanilla, which on
 a shared machine is within the noise for a 1-2% cost (both are reported). Writes
 ``benchmarks/results/step_share.json`` and ``.md``. About 4 minutes here with the defaults.
 
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from step_models import MODELS
 
 import tract_hub
-from tract_hub.patching import ops
+from tract_hub.patching.gradient import GradientState
 
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_MODELS = {"cifar-resnet18": 32, "cifar-vit": 32, "resnet50": 8, "vit-s16": 8}  # model: batch
@@ -35,20 +36,21 @@ VARIANTS = ("vanilla", "exact", "per_backward")
 
 
 class Clock:
-    """Thread time spent inside TrAct's operator implementations, summed until read."""
+    """Thread time spent inside TrAct's forward and backward (the layer state's two methods, which the eager
+    autograd.Function and the compiled custom operators both call), summed until read."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
-        self.originals = {name: getattr(ops, name) for name in ("_route_weight", "_weight_gradient")}
+        self.originals = {name: getattr(GradientState, name) for name in ("forward", "weight_gradient")}
 
     def __enter__(self) -> Clock:
         for name, original in self.originals.items():
-            setattr(ops, name, self._timed(original))
+            setattr(GradientState, name, self._timed(original))
         return self
 
     def __exit__(self, *exc: object) -> None:
         for name, original in self.originals.items():
-            setattr(ops, name, original)
+            setattr(GradientState, name, original)
 
     def _timed(self, function):  # type: ignore[no-untyped-def]
         def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]

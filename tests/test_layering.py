@@ -4,11 +4,12 @@ Read from the source with ``ast`` (no import is executed), counting every ``impo
 functions: a deferred import is still a dependency. The floors, lowest first; a module may import its own
 package and the packages of lower floors only (so two packages of one floor never import each other)::
 
-    errors, _version < engine, artifacts < core < patching < registry < models < _api, _timm_registration
-    < pretrained < training, hub < demo < cli, __init__ < __main__
+    errors, _version < engine, artifacts, _torch_internals < core < patching < registry < models
+    < _api, _timm_registration < pretrained < training, hub < demo < cli, __init__ < __main__
 
-``artifacts`` (the file formats) shares the ground floor with ``engine`` (the math): each needs only the
-exceptions, and the formats import no model library either (:func:`test_the_file_formats_know_no_model`).
+``artifacts`` (the file formats) and ``_torch_internals`` (every private PyTorch interface, resolved at import)
+share the ground floor with ``engine`` (the math): each needs only the exceptions, and the formats import no model
+library either (:func:`test_the_file_formats_know_no_model`).
 ``tract_hub`` itself (the root ``__init__``, the public facade) counts as a top floor: library code imports
 the module it needs, never the facade.
 """
@@ -28,7 +29,7 @@ ROOT = Path(tract_hub.__file__).parent
 #: Packages (and top-level modules) of tract_hub, by floor, lowest first, each with its one concern.
 LAYERS: list[set[str]] = [
     {"errors", "_version"},  # the project's exception types
-    {"engine", "artifacts"},  # the math on tensors | the file formats (run directory, metadata, weights, ...)
+    {"engine", "artifacts", "_torch_internals"},  # the math | the file formats | PyTorch's private interfaces
     {"core"},  # what patching and the registry share: the layer-op table, handles, class names
     {"patching"},  # install / remove TrAct on one module
     {"registry"},  # which module is a model's first layer

@@ -66,10 +66,15 @@ def patch(
         located = locate(model)
         names = [layer.name for layer in located]
         rules = {layer.name: layer.rule for layer in located}
+        row_masks = {layer.name: layer.row_mask for layer in located if layer.row_mask is not None}
     else:
         names = target
-        rules = None
-    report = patching.patch_layers(model, names, lam, exact=exact, found_by=rules, process_group=process_group)
+        rules, row_masks = None, None
+    report = patching.patch_layers(
+        model, names, lam, exact=exact, found_by=rules, process_group=process_group, row_masks=row_masks
+    )
+    if target is not None:
+        _warn_if_not_first_layers(model, [layer.name for layer in report])
     if optimizer is not None:
         _add_unfrozen_to_optimizer(model, report, optimizer)
     if not exact:
@@ -81,6 +86,28 @@ def patch(
         ", ".join(f"{layer.name} [{layer.found_by}]" for layer in report),
     )
     return model
+
+
+def _warn_if_not_first_layers(model: nn.Module, named: list[str]) -> None:
+    """TrAct is meant for the layers that consume the model's input: say so when a target names another one that
+    a rule or timm's ``first_conv`` contradicts (no trace: naming the layer is how a user avoids one)."""
+    from .registry.locate import known_first_layers
+
+    known = known_first_layers(model)
+    if known is None:
+        return
+    first = set(known)
+    other = [name for name in named if name not in first]
+    if other:
+        logger.warning(
+            "tract_hub.patch(target=%s): %s %s not the model's first layer (the registry finds %s). TrAct is made "
+            "for the layer that consumes the input; on a later layer its inputs are features, not pixels, and the "
+            "paper's results do not apply. Patching as asked.",
+            named,
+            ", ".join(repr(name) for name in other),
+            "is" if len(other) == 1 else "are",
+            sorted(first),
+        )
 
 
 def _add_unfrozen_to_optimizer(model: nn.Module, report: list[patching.PatchedLayer], optimizer: Any) -> None:

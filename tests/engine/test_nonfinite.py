@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import tract_hub
+from tract_hub.engine import forced_summation
 
 
 def _patched(exact: bool = False) -> torch.nn.Module:
@@ -43,3 +44,34 @@ def test_grad_scaler_skips_the_step(exact: bool) -> None:
     scaler.update()
     assert torch.equal(model[0].weight.detach(), before)
     assert scaler.get_scale() < 2.0**8
+
+
+def bright_pixels(batch: int = 16, size: int = 32) -> torch.Tensor:
+    """Unnormalized pixels near 200 with little variation: a huge common offset, so the float32 rounding of
+    ``x^T x`` (about 1e-7 of 4e4) exceeds a small ``lam`` and can make the matrix indefinite."""
+    return 200 + 2 * torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+
+
+LAYERS = {
+    "patch16": lambda: torch.nn.Conv2d(3, 8, 16, stride=16),
+    "stem7x7": lambda: torch.nn.Conv2d(3, 8, 7, stride=2, padding=3),
+}
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+@pytest.mark.parametrize("summed_in", [torch.float32, torch.float64], ids=["float32-sum", "float64-sum"])
+@pytest.mark.parametrize("exact", [False, True], ids=["per-backward", "exact"])
+@pytest.mark.parametrize("micro_batches", [1, 2])
+def test_finite_input_gives_a_finite_gradient_in_every_precision_path(
+    layer: str, summed_in: torch.dtype, exact: bool, micro_batches: int
+) -> None:
+    """DESIGN decision 5 at lam 1e-3 on raw pixels, the covariance summed in each dtype the engine may choose
+    (forced here: float32 is the consumer-GPU path). Where the float32 sum makes the factorization fail, the
+    solve's rescue gives a finite gradient in both modes."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(LAYERS[layer](), torch.nn.Flatten())
+    tract_hub.patch(model, 1e-3, target="0", exact=exact)
+    with forced_summation(summed_in):
+        for x in bright_pixels().chunk(micro_batches):
+            model(x).square().mean().backward()
+    assert torch.isfinite(model[0].weight.grad).all()

@@ -27,7 +27,7 @@ class Scenario:
     mode: str = "exact"  # "exact" or "per_backward"
     layer: str = "conv"  # "conv" or "stdconv" (a weight standardized on the fly)
     poison_rank: int | None = None  # a rank whose input holds a NaN (run under a GradScaler)
-    wrapper: str = "ddp"  # "ddp" or "fsdp2"
+    wrapper: str = "ddp"  # "ddp", "ddp-compiled" (DDP(torch.compile(model, fullgraph=True))) or "fsdp2"
     pixel_scale: float = 1.0  # e.g. 255: the second half of the batch as unnormalized pixels (ill-conditioned)
     no_sync: bool = True  # DDP: accumulate under no_sync() (one all-reduce per step) or synchronize every backward
 

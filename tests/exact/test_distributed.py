@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 from tests.exact.scenarios import Scenario, reference_update, tolerance
-from tests.exact.workers import run_rank
+from tests.exact.workers import scenario_job, spawn
 from tests.reference import relative_error
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
@@ -33,6 +30,8 @@ SCENARIOS = {
         Scenario(wrapper="fsdp2", optimizer="adam", dtype="float32"),
         Scenario(wrapper="fsdp2", micro_batches=2),
         Scenario(dtype="float32", pixel_scale=255.0),
+        Scenario(wrapper="ddp-compiled", micro_batches=2),
+        Scenario(wrapper="ddp-compiled", micro_batches=2, no_sync=False),
     ],
     4: [
         Scenario(optimizer="sgd"),
@@ -47,19 +46,11 @@ SCENARIOS = {
 }
 
 
-def spawn(world: int, tmp: Path) -> list[dict]:
-    # fork: the ranks reuse the parent's imports (each spawned process would import torch again); they run
-    # single-threaded, so no OpenMP pool is used after the fork
-    mp.start_processes(
-        run_rank, args=(world, str(tmp / "rendezvous"), str(tmp), SCENARIOS[world]), nprocs=world, start_method="fork"
-    )
-    return [torch.load(tmp / f"rank{rank}.pt", weights_only=False) for rank in range(world)]
-
-
 @pytest.fixture(scope="module", params=[2, 4], ids=["2-ranks", "4-ranks"])
 def ranks(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, list[dict]]:
     world = request.param
-    return world, spawn(world, tmp_path_factory.mktemp(f"world{world}"))
+    jobs = {scenario.key: scenario_job(scenario) for scenario in SCENARIOS[world]}
+    return world, spawn(jobs, world, tmp_path_factory.mktemp(f"world{world}"))
 
 
 def scenarios_of(ranks_fixture, **match):

@@ -46,3 +46,10 @@ def test_patched_lam_is_explicit_else_recorded_else_default(
     path = tract_hub.save_pretrained(tract_hub.from_pretrained(saved_timm), tmp_path / "c", metadata=metadata)
     model = tract_hub.from_pretrained(path, patched=True, lam=given)
     assert [(layer.name, layer.lam) for layer in tract_hub.patched_layers(model)] == [("conv1.0", installed)]
+
+
+@pytest.mark.parametrize(("options", "exact"), [({}, True), ({"exact": False}, False)], ids=["default", "paper"])
+def test_patched_loading_uses_the_mode_patch_uses(options: dict, exact: bool, saved_timm: Path) -> None:
+    """from_pretrained(patched=True) and tract_hub.patch agree: exact mode unless asked otherwise."""
+    model = tract_hub.from_pretrained(saved_timm, patched=True, **options)
+    assert {layer.exact for layer in tract_hub.patched_layers(model)} == {exact}

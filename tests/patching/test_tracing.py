@@ -95,6 +95,9 @@ def test_meta_device_backward_makes_no_host_sync(exact: bool) -> None:
     model = tract_hub.patch(small_net("meta"), target="0", exact=exact)
     accumulate_and_clear(model, "meta")
     assert model[0].weight.grad.shape == model[0].weight.shape
+    state = model[0].forward.state
+    assert (state.accumulation is not None) is exact  # the real backward ran, not a stand-in
+    assert state.factor is not None and state.factor.device.type == "meta"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

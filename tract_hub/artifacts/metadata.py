@@ -80,7 +80,7 @@ class TrActMetadata:
     checkpoint: CheckpointName | None = None  # which checkpoint of a run directory was exported
     dataset: str | None = None
     epochs: int | None = None
-    exact: bool = False  # TrAct's exact mode (one solve per optimizer step)
+    exact: bool = True  # exact mode (TrAct of each step's whole batch, the default); False: per backward
     first_layers: tuple[str, ...] = ()
     format_version: int = FORMAT_VERSION
     lam: float | None = None  # the lambda of every first layer; None: vanilla, or see layer_lams

@@ -89,7 +89,7 @@ class RunSummary:
     dataset: str | None = None
     num_classes: int | None = None
     lam: float | None = None  # TrAct's lambda; None: the vanilla run
-    exact: bool = False
+    exact: bool = True  # exact mode (TrAct of each step's whole batch, the default); False: per backward
     first_layers: tuple[str, ...] = ()
     epochs: int | None = None  # epochs completed
     complete: bool | None = None  # all planned epochs done

@@ -40,8 +40,8 @@ def tract_gradient(
     if rows == 0:
         return grad
     with full_precision(x.device):
-        cov, rows, _ = input_covariance_with_summation(x, geometry, lam=lam, max_chunk_bytes=max_chunk_bytes)
-        return solve_with_covariance(grad, cov, rows, lam)
+        cov, rows, summation = input_covariance_with_summation(x, geometry, lam=lam, max_chunk_bytes=max_chunk_bytes)
+        return solve_with_covariance(grad, cov, rows, lam, summed_in=summation.dtype)
 
 
 __all__ = [

@@ -5,18 +5,19 @@ sum of the ordinary gradients ``G`` since the layer's gradient was last cleared,
 the same inputs, and the TrAct gradient ``T = solve(sum G, sum x^T x, sum N)`` it has handed out so far. Each new
 backward adds its terms and hands out the *increment* ``T_new - T_old``, so the gradient that autograd accumulates
 is ``T`` of everything since the last clear. Because the solve is linear in ``G``, averaging those increments over
-ranks (DDP, FSDP) gives ``T`` of the averaged ``G``, provided the covariance is summed over the ranks too:
-:meth:`Accumulation.unreduced` and :meth:`Accumulation.add_reduced` carry that part (one small all-reduce).
+ranks (DDP, FSDP) gives ``T`` of the averaged ``G``, provided the covariance is summed over the ranks too: the
+covariance of this rank that is not summed yet is kept apart (:meth:`Accumulation.take_pending`) until it is.
 
-Every decision here is taken on the device (``torch.where``); nothing reads a tensor on the host.
+Every decision here is taken on the device (``torch.where``); nothing reads a tensor on the host. The buffers are
+allocated once per layer and zeroed in place when the gradient is cleared.
 
 Example:
     >>> import torch
     >>> from tract_hub.engine import solve_with_covariance
     >>> x1, x2, g1, g2 = torch.randn(6, 3), torch.randn(4, 3), torch.randn(2, 3), torch.randn(2, 3)
-    >>> acc = Accumulation.empty(g1, groups=1)
-    >>> acc.add(g1, (x1.T @ x1)[None], 6); first = acc.increment(0.1)
-    >>> acc.add(g2, (x2.T @ x2)[None], 4); second = acc.increment(0.1)
+    >>> acc = Accumulation.empty(g1, groups=1)  # one process: no part kept apart for the ranks
+    >>> acc.add_gradient(g1); acc.add_local((x1.T @ x1)[None], 6); first, _ = acc.increment(0.1)
+    >>> acc.add_gradient(g2); acc.add_local((x2.T @ x2)[None], 4); second, _ = acc.increment(0.1)
     >>> x = torch.cat([x1, x2])
     >>> whole = solve_with_covariance(g1 + g2, (x.T @ x)[None], 10, 0.1)
     >>> torch.allclose(first + second, whole, atol=1e-5)
@@ -29,11 +30,15 @@ from dataclasses import dataclass
 
 import torch
 
-from .solve import solve_with_covariance
+from .solve import factorize, regularized, solve_with_factor
 
 
 def _sum_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _least_precise(first: torch.dtype, second: torch.dtype) -> torch.dtype:
+    return first if torch.finfo(first).eps >= torch.finfo(second).eps else second
 
 
 @dataclass
@@ -44,52 +49,106 @@ class Accumulation:
         raw: sum of the ordinary gradients ``G`` of the weight the layer used (float32, float64 for float64).
         cov: ``(groups, n, n)`` float64 covariance summed over rows, micro-batches and (once reduced) ranks.
         rows: 0-d float64 count of the rows in ``cov``.
-        pending_cov, pending_rows: this rank's part not yet summed over the ranks.
+        pending_cov, pending_rows: this rank's part not yet summed over the ranks (``None`` on one process, where
+            every covariance goes straight into ``cov``).
         handed_out: the TrAct gradient handed out so far, ``solve(raw, cov + pending_cov, rows + pending_rows)``.
+        generation: 0-d int64, incremented at every clear (on the device when the clear is decided there).
+        summed_in: the least precise dtype any covariance added since the last clear was summed in (it sizes the
+            solve's rescue; a clear decided on the device keeps the old value, which is only more cautious).
     """
 
     raw: torch.Tensor
     cov: torch.Tensor
     rows: torch.Tensor
-    pending_cov: torch.Tensor
-    pending_rows: torch.Tensor
+    pending_cov: torch.Tensor | None
+    pending_rows: torch.Tensor | None
     handed_out: torch.Tensor
+    generation: torch.Tensor
+    summed_in: torch.dtype = torch.float64
+
+    sum_dtype = staticmethod(_sum_dtype)
 
     @classmethod
-    def empty(cls, grad: torch.Tensor, groups: int) -> Accumulation:
-        """Zeros for a layer whose weight gradient is shaped like ``grad`` with ``groups`` groups."""
+    def empty(cls, grad: torch.Tensor, groups: int, *, ranks: bool = False) -> Accumulation:
+        """Zeros for a layer whose weight gradient is shaped like ``grad`` with ``groups`` groups; ``ranks``: keep
+        this rank's part apart until it is summed over the ranks."""
         n = grad[0].numel()
         zeros = torch.zeros(groups, n, n, dtype=torch.float64, device=grad.device)
         scalar = torch.zeros((), dtype=torch.float64, device=grad.device)
         raw = torch.zeros(grad.shape, dtype=_sum_dtype(grad.dtype), device=grad.device)
-        return cls(raw, zeros, scalar, zeros.clone(), scalar.clone(), raw.clone())
+        generation = torch.zeros((), dtype=torch.int64, device=grad.device)
+        pending = (zeros.clone(), scalar.clone()) if ranks else (None, None)
+        return cls(raw, zeros, scalar, *pending, raw.clone(), generation)
+
+    def _sums(self) -> tuple[torch.Tensor, ...]:
+        sums = (self.raw, self.cov, self.rows, self.pending_cov, self.pending_rows, self.handed_out)
+        return tuple(tensor for tensor in sums if tensor is not None)
+
+    def clear(self) -> None:
+        """Start over (the caller saw the gradient cleared): zero the sums in place, next generation."""
+        for tensor in self._sums():
+            tensor.zero_()
+        self.generation += 1
+        self.summed_in = torch.float64
 
     def clear_where(self, cleared: torch.Tensor) -> None:
-        """Start over where the 0-d bool ``cleared`` is true (decided on the device, in place)."""
-        for name in ("raw", "cov", "rows", "pending_cov", "pending_rows", "handed_out"):
-            tensor = getattr(self, name)
-            tensor.copy_(torch.where(cleared, torch.zeros_like(tensor), tensor))
+        """Start over where the 0-d bool ``cleared`` is true (decided on the device, in place; NaN sums too)."""
+        for tensor in self._sums():
+            tensor.masked_fill_(cleared, 0)
+        self.generation += cleared.to(torch.int64)
 
-    def add(self, grad: torch.Tensor, cov: torch.Tensor, rows: int | torch.Tensor) -> None:
-        """Add one layer call's ordinary gradient and its (this rank's) covariance and row count."""
+    def add_gradient(self, grad: torch.Tensor) -> None:
+        """Add one layer call's ordinary weight gradient ``G``."""
         self.raw += grad.to(self.raw.dtype)
-        self.pending_cov += cov.to(torch.float64)
-        self.pending_rows += rows
 
-    def unreduced(self) -> torch.Tensor:
-        """The part to sum over ranks, as one flat float64 buffer (covariance, then the row count)."""
-        return torch.cat([self.pending_cov.flatten(), self.pending_rows.reshape(1)])
+    def add_local(self, cov: torch.Tensor, rows: int | torch.Tensor, when: torch.Tensor | None = None) -> None:
+        """Add this rank's covariance and row count of one layer call (``when``: a 0-d bool decided on the device,
+        e.g. whether the call's rows still need counting; ``None``: always)."""
+        if when is not None:
+            cov, rows = torch.where(when, cov, 0), torch.where(when, rows, 0)
+        if self.pending_cov is None:
+            self.cov += cov
+            self.rows += rows
+        else:
+            self.pending_cov += cov
+            self.pending_rows += rows
 
-    def add_reduced(self, buffer: torch.Tensor) -> None:
-        """Take the rank-summed buffer of :meth:`unreduced` into the totals."""
-        self.cov += buffer[:-1].view_as(self.cov)
-        self.rows += buffer[-1]
+    def note_precision(self, dtype: torch.dtype) -> None:
+        """Record that a covariance added here was summed in ``dtype`` (float32 sums carry float32 rounding in a
+        float64 tensor; the solve's rescue is sized by it)."""
+        self.summed_in = _least_precise(self.summed_in, dtype)
+
+    def take_pending(self) -> torch.Tensor:
+        """This rank's not yet reduced part as one flat float64 buffer (covariance, then the row count), zeroing it
+        here: the caller sums it over the ranks and hands it back to :meth:`add_reduced`."""
+        if self.pending_cov is None:  # kept on one process so far: nothing of it is this rank's alone
+            return torch.zeros(self.cov.numel() + 1, dtype=torch.float64, device=self.cov.device)
+        buffer = torch.cat([self.pending_cov.flatten(), self.pending_rows.reshape(1)])
         self.pending_cov.zero_()
         self.pending_rows.zero_()
+        return buffer
 
-    def increment(self, lam: float) -> torch.Tensor:
-        """The TrAct gradient of everything accumulated, minus what was handed out before (which it replaces)."""
-        total = solve_with_covariance(self.raw, self.cov + self.pending_cov, self.rows + self.pending_rows, lam)
+    def add_reduced(self, buffer: torch.Tensor, when: torch.Tensor | None = None) -> None:
+        """Add a rank-summed buffer in the form of :meth:`take_pending` to the totals (``when``: see
+        :meth:`add_local`)."""
+        if when is not None:
+            buffer = torch.where(when, buffer, 0)
+        self.cov += buffer[:-1].view_as(self.cov)
+        self.rows += buffer[-1]
+
+    def factor(self, lam: float) -> torch.Tensor:
+        """Cholesky factor of ``cov / rows + lam * I`` over everything accumulated (pending part included)."""
+        if self.pending_cov is None:
+            matrix = regularized(self.cov, self.rows, lam)
+        else:
+            matrix = regularized(self.cov + self.pending_cov, self.rows + self.pending_rows, lam)
+        return factorize(matrix, self.summed_in)
+
+    def increment(self, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The TrAct gradient of everything accumulated minus what was handed out before (which it replaces), and
+        the Cholesky factor it was solved with."""
+        factor = self.factor(lam)
+        total = solve_with_factor(self.raw, factor)
         delta = total - self.handed_out
-        self.handed_out = total
-        return delta
+        self.handed_out.copy_(total)
+        return delta, factor

@@ -1,14 +1,20 @@
-"""The regularized solve ``G @ inverse(x^T x / N + lam * I)``, per group, without a host-device sync.
+"""The regularized solve ``G @ inverse(x^T x / N + lam * I)``, per group.
 
 Precision: the ``n x n`` matrix is factorized (Cholesky) and the solve is done in float64 whatever the model's
 dtype (``n`` is at most a few hundred, so this costs little next to the covariance), and the result is cast to the
-dtype of ``G``. A covariance summed in float32 (see :func:`tract_hub.engine.covariance_dtype`) can miss positive
-definiteness by its rounding error when the inputs are far from unit scale; a factorization that fails for that
-reason is redone with a diagonal shift of the size of that rounding error.
+dtype of ``G``.
 
-Non-finite policy: a NaN or inf in ``x`` or ``G`` never raises. A failed factorization gives a gradient of NaNs
-(chosen with ``torch.where`` on the device, never by Python on a tensor) and a non-finite ``G`` propagates through
-the solve. Either way AMP's GradScaler sees an inf/NaN and skips the step.
+Finite input never gives NaN (DESIGN decision 5). ``x^T x / N + lam * I`` is positive definite in exact
+arithmetic, but the rounding of the summed covariance (float32 sums of inputs far from unit scale) or of the
+factorization itself (a tiny ``lam``) can make it fail to factorize. A failed group is then factorized again with
+a diagonal shift of the size of that rounding error (:data:`RESCUE_SHIFTS`, relative to the mean diagonal), and
+again with larger shifts until one succeeds: a finite gradient whose regularization is slightly larger than
+asked, in place of NaN. On the CPU the retries run only when needed (reading the outcome on the host costs
+nothing there); on accelerators every rung is computed and chosen with ``torch.where``, so nothing waits for
+the device.
+
+Non-finite input never raises: a NaN or inf in ``x`` makes every factorization fail and gives a gradient of NaNs;
+a NaN or inf in ``G`` propagates through the solve. Either way AMP's GradScaler sees it and skips the step.
 
 Example:
     >>> import torch
@@ -22,9 +28,13 @@ from __future__ import annotations
 
 import torch
 
-#: Relative size of the diagonal shift that rescues the factorization of a float32-summed covariance whose
-#: rounding error (about 1e-7 of its largest entries) made it indefinite.
-FLOAT32_RESCUE_SHIFT = 1e-6
+#: Diagonal shifts (relative to the mean diagonal) tried in turn when a factorization fails, by the dtype the
+#: covariance was summed in: the first is of the size of that dtype's rounding error on a covariance (about 10
+#: units in the last place of its largest entries), the later ones are safety rungs.
+RESCUE_SHIFTS: dict[torch.dtype, tuple[float, ...]] = {
+    torch.float32: (1e-6, 1e-4, 1e-2),
+    torch.float64: (1e-13, 1e-9, 1e-5),
+}
 
 
 def grouped(grad: torch.Tensor, groups: int) -> torch.Tensor:
@@ -32,7 +42,7 @@ def grouped(grad: torch.Tensor, groups: int) -> torch.Tensor:
     return grad.reshape(groups, grad.shape[0] // groups, -1)
 
 
-def _regularized(cov: torch.Tensor, rows: float | torch.Tensor, lam: float) -> torch.Tensor:
+def regularized(cov: torch.Tensor, rows: float | torch.Tensor, lam: float) -> torch.Tensor:
     """``cov / rows + lam * I`` in float64; no rows at all (only empty batches) count as one, giving ``lam * I``."""
     rows = rows.clamp_min(1) if isinstance(rows, torch.Tensor) else max(rows, 1)
     matrix = cov.to(torch.float64) / rows
@@ -40,20 +50,51 @@ def _regularized(cov: torch.Tensor, rows: float | torch.Tensor, lam: float) -> t
     return matrix
 
 
-def _factor(matrix: torch.Tensor, rescue: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cholesky factor and a per-group failure flag; with ``rescue``, a failed group is factorized again with a
-    small diagonal shift (both decided on the device)."""
+def _shifted(matrix: torch.Tensor, relative: float | torch.Tensor) -> torch.Tensor:
+    scale = matrix.diagonal(dim1=-2, dim2=-1).mean(-1) * relative
+    shifted = matrix.clone()
+    shifted.diagonal(dim1=-2, dim2=-1).add_(scale[:, None])
+    return shifted
+
+
+def factorize(matrix: torch.Tensor, summed_in: torch.dtype = torch.float64) -> torch.Tensor:
+    """Cholesky factor of each group of ``matrix`` (float64, ``(groups, n, n)``), rescued by diagonal shifts where it
+    fails (see the module docstring); a group that fails every rung (non-finite input) gives a factor of NaNs."""
+    shifts = RESCUE_SHIFTS.get(summed_in, RESCUE_SHIFTS[torch.float32])
     factor, info = torch.linalg.cholesky_ex(matrix)
-    if rescue:
-        scale = matrix.diagonal(dim1=-2, dim2=-1).mean(-1)
-        shift = torch.where(info != 0, scale * FLOAT32_RESCUE_SHIFT, torch.zeros_like(scale))
-        shifted = matrix + shift[:, None, None] * torch.eye(matrix.shape[-1], dtype=matrix.dtype, device=matrix.device)
-        factor, info = torch.linalg.cholesky_ex(shifted)
-    return factor, info != 0
+    if matrix.device.type == "cpu":
+        if not bool(info.any()):
+            return factor
+        finite = torch.isfinite(matrix).flatten(1).all(1)
+        for shift in shifts:
+            failed = (info != 0) & finite
+            if not bool(failed.any()):
+                break
+            factor[failed], info[failed] = torch.linalg.cholesky_ex(_shifted(matrix[failed], shift))
+    else:
+        for shift in shifts:
+            relative = (info != 0).to(matrix.dtype) * shift
+            retry, retry_info = torch.linalg.cholesky_ex(_shifted(matrix, relative))
+            factor = torch.where((info == 0)[:, None, None], factor, retry)
+            info = torch.where(info == 0, info, retry_info)
+    return torch.where((info != 0)[:, None, None], torch.full_like(factor, float("nan")), factor)
+
+
+def solve_with_factor(grad: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """``G @ inverse(L L^T)`` per group for the Cholesky factor ``L`` of :func:`factorize`, cast to ``G``'s dtype.
+    Differentiable in ``grad`` (the factor is a constant)."""
+    by_group = grouped(grad, factor.shape[0]).to(torch.float64)
+    solved = torch.cholesky_solve(by_group.transpose(1, 2), factor).transpose(1, 2)
+    return solved.reshape(grad.shape).to(grad.dtype)
 
 
 def solve_with_covariance(
-    grad: torch.Tensor, cov: torch.Tensor, rows: float | torch.Tensor, lam: float
+    grad: torch.Tensor,
+    cov: torch.Tensor,
+    rows: float | torch.Tensor,
+    lam: float,
+    *,
+    summed_in: torch.dtype | None = None,
 ) -> torch.Tensor:
     """``G @ inverse(cov / rows + lam * I)`` per group, in float64, cast back to ``grad``'s dtype.
 
@@ -62,9 +103,8 @@ def solve_with_covariance(
         cov: ``(groups, n, n)`` sum of ``row^T row`` over the input rows (float32 or float64).
         rows: number of rows ``N`` summed into ``cov`` (a number or a 0-d tensor on ``cov``'s device).
         lam: the regularization ``lambda > 0``.
+        summed_in: the least precise dtype any part of ``cov`` was summed in (default: ``cov``'s dtype); it sets
+            the size of the rescue shifts.
     """
-    factor, failed = _factor(_regularized(cov, rows, lam), rescue=cov.dtype != torch.float64)
-    by_group = grouped(grad, cov.shape[0]).to(torch.float64)
-    solved = torch.cholesky_solve(by_group.transpose(1, 2), factor).transpose(1, 2)
-    solved = torch.where(failed[:, None, None], torch.full_like(solved, float("nan")), solved)
-    return solved.reshape(grad.shape).to(grad.dtype)
+    factor = factorize(regularized(cov, rows, lam), summed_in or cov.dtype)
+    return solve_with_factor(grad, factor)

@@ -195,7 +195,10 @@ def _details(info: CardInfo) -> str:
         ("Constructor arguments", code(json.dumps(args, sort_keys=True)) if args else "the defaults"),
         ("TrAct λ", info.lam_text or "none (vanilla)"),
         ("First layer(s)", ", ".join(code(name) for name in metadata.first_layers) or "not recorded"),
-        ("Exact mode (per optimizer step)", "yes" if metadata.exact else "no (per backward, as in the paper)"),
+        (
+            "Exact mode (TrAct of each step's whole batch)",
+            "yes" if metadata.exact else "no (per backward, as in the paper)",
+        ),
         ("Data set", code(metadata.dataset) if metadata.dataset else "not recorded"),
         ("Classes", number(info.num_classes) if info.num_classes else "not recorded"),
     ]

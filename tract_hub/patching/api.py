@@ -5,9 +5,11 @@ These functions take explicit layer names; :func:`tract_hub.patch` adds the regi
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import numbers
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,11 +17,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import _torch_internals as internals
 from ..core.layer_ops import SUPPORTED_LAYER_TYPES, LayerCall, LayerOpMode
 from ..core.names import class_name
 from ..errors import InvalidArgumentError, TargetNotFoundError, TrActStateError, UnsupportedLayerError
 from .distributed import accumulated_gradient
+from .gradient import GradientState
 from .layer import RefuseScripting, ScriptPlainModel, TrActForward, probe_input
+from .row_masks import RowMaskSource
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +32,9 @@ logger = logging.getLogger(__name__)
 #: constant inputs: a float32-summed covariance cannot resolve it, and float64 only barely.
 SMALL_LAM = 1e-6
 _warned_small_lam = False
+
+#: The accumulation of a layer that was unpatched, kept so that patching it again continues it exactly.
+_UNPATCHED_STATES: weakref.WeakKeyDictionary[nn.Module, GradientState] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -104,7 +112,7 @@ def _probe(name: str, module: nn.Module) -> None:
         seen.append(call)
         return call.run()
 
-    forward = module.__dict__.get("forward") or type(module).forward.__get__(module)
+    forward = module.__dict__.get("forward") or functools.partial(type(module).forward, module)
     if isinstance(forward, TrActForward):
         forward = forward.layer_forward()
     try:
@@ -153,13 +161,16 @@ def patch_layers(
     found_by: Mapping[str, str] | None = None,
     unfreeze: bool = True,
     process_group: Any = None,
+    row_masks: Mapping[str, tuple[str, str]] | None = None,
 ) -> list[PatchedLayer]:
     """Install TrAct in place on the named layers of ``model``; returns what was patched.
 
     All layers are checked before any is patched. A layer already patched gets the new settings (TrAct is never
     applied twice; a new ``lam`` applies to everything its ``.grad`` has accumulated). A frozen weight is made
     trainable when ``unfreeze`` (and ``unpatch`` freezes it again). ``found_by`` maps a name to the rule that
-    located it (default ``"target"``).
+    located it (default ``"target"``). ``row_masks`` maps a layer name to ``(module, argument)``: the forward
+    argument of that module (a name in ``model``) that marks the layer's padding input rows
+    (:mod:`~tract_hub.patching.row_masks`).
     """
     check_model(model)
     found_by = found_by or {}
@@ -168,7 +179,10 @@ def patch_layers(
         raise InvalidArgumentError(
             f"exact={exact!r} must be True (the default) or False (the paper's per-backward mode)"
         )
+    if exact:
+        internals.require_exact_mode()
     targets = resolve_targets(model, names)
+    owners = {name: resolve_targets(model, owner)[0][1] for name, (owner, _) in (row_masks or {}).items()}
     for name, module in targets:
         check_layer(name, module)
         if exact:
@@ -184,6 +198,7 @@ def patch_layers(
                 exact=exact,
                 found_by=found_by.get(name, "target"),
                 previous_forward=module.__dict__.get("forward"),
+                state=_UNPATCHED_STATES.pop(module, None) or GradientState(),
             )
             module.forward = installed  # instance attributes: class, parameters and state_dict are untouched
             module.__prepare_scriptable__ = RefuseScripting(module)
@@ -200,6 +215,8 @@ def patch_layers(
                 installed.reset()
             installed.lam, installed.exact = lam, exact
         installed.process_group = process_group
+        if name in owners:
+            _install_row_mask(installed, owners[name], row_masks[name][1])
         if unfreeze and not module.weight.requires_grad:
             module.weight.requires_grad_(True)
             installed.unfrozen = True
@@ -215,6 +232,15 @@ def patch_layers(
     ):
         model.__dict__["__prepare_scriptable__"] = ScriptPlainModel(model)
     return report
+
+
+def _install_row_mask(installed: TrActForward, owner: nn.Module, argument: str) -> None:
+    current = installed.row_masks
+    if current is not None and current.owner is owner and current.argument == argument:
+        return
+    if current is not None:
+        current.remove()
+    installed.row_masks = RowMaskSource(owner, argument)
 
 
 def check_model(model: object) -> None:
@@ -281,6 +307,8 @@ def unpatch(model: nn.Module) -> nn.Module:
 
     The layers behave exactly as before patching (a weight the patch unfroze is frozen again). A ``.grad``
     accumulated under TrAct keeps its value (it already is TrAct's gradient); later backwards add plain gradients.
+    Patching the same layers again continues the accumulation exactly, as long as ``.grad`` still holds what the
+    last TrAct backward left there.
 
     Example:
         >>> import torch, tract_hub
@@ -294,7 +322,10 @@ def unpatch(model: nn.Module) -> nn.Module:
         module = installed.module
         del module.__dict__["forward"]
         module.__dict__.pop("__prepare_scriptable__", None)
-        installed.reset()
+        if installed.row_masks is not None:
+            installed.row_masks.remove()
+        if installed.exact:
+            _UNPATCHED_STATES[module] = installed.state
         if installed.previous_forward is not None:
             module.forward = installed.previous_forward
         if installed.unfrozen:

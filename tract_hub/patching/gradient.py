@@ -1,17 +1,12 @@
-"""The backward of a patched layer: the ordinary weight gradient in, TrAct's out, exact whatever the loop does.
+"""What one patched layer does in its forward and its backward, and what it remembers between backwards.
 
-Exact mode (the default) keeps, beside the layer, an :class:`~tract_hub.engine.Accumulation` of everything that
-went into the layer's ``.grad`` since it was last cleared and hands autograd the increment of TrAct's gradient
-(see that class). So after any backward, ``.grad`` holds the exact TrAct gradient of all micro-batches (and ranks)
-accumulated into it, like any other parameter's ``.grad``: clipping, ``GradScaler.unscale_``, timm's scaler,
-Lightning, accelerate and hand-written updates see the right value, and no call is needed after ``patch``.
-
-A cleared gradient is noticed at the first call of the layer in each backward pass: ``.grad`` is ``None``
-(``zero_grad()``), or it is not the tensor this layer saw at the end of its last backward, or that tensor was
-modified in place since (``zero_grad(set_to_none=False)``, unscaling, clipping, DDP's averaging); in the last two
-cases whether it is all zeros is decided on the device. Per-backward mode (``exact=False``, the paper's behaviour)
-solves each call with its own covariance. ``torch.autograd.grad`` with respect to the weight, which does not
-accumulate into ``.grad``, gets the per-call TrAct gradient and leaves the accumulation alone.
+See :mod:`tract_hub.patching` for the whole path and the rules a training loop can rely on. In short: the forward
+gives each call an id (and, on a synchronizing distributed micro-batch, sums the call's covariance over the
+ranks); each backward that accumulates into the weight's ``.grad`` adds its ``G`` and (once per forward) its
+covariance to an :class:`~tract_hub.engine.Accumulation` and hands autograd the increment of TrAct's gradient;
+the first backward of each backward pass compares ``.grad`` with what the last backward left there to tell a
+continued accumulation from a cleared or edited gradient. ``torch.autograd.grad`` and per-backward mode
+(``exact=False``) get the call's own TrAct gradient and leave the accumulation alone.
 
 Example:
     >>> import torch, tract_hub
@@ -22,20 +17,34 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import weakref
 from typing import Any, Protocol
 
 import torch
 from torch import nn
-from torch.autograd import Variable
 
-from ..engine import Accumulation, LayerGeometry, full_precision, input_covariance, tract_gradient
-from .distributed import DDPForward, accumulated_gradient, reduction_for, world_size
+from .. import _torch_internals as internals
+from ..engine import Accumulation, LayerGeometry, full_precision, input_covariance_with_summation
+from ..engine.solve import factorize, regularized, solve_with_factor
+from .device_flags import DeviceFlag
+from .distributed import accumulated_gradient, distributed, reduction_for, world_size
+from .forwards import CountedForwards
+
+logger = logging.getLogger(__name__)
+
+#: Process-wide ids of layer forwards (carried to the backward in the forward's token).
+_FORWARD_IDS = itertools.count(1)
+
+#: Codes in a forward token for how the forward summed its covariance over ranks (0: it did not).
+_REDUCED_CODES = {torch.float64: 64, torch.float32: 32}
+_REDUCED_DTYPES = {code: dtype for dtype, code in _REDUCED_CODES.items()}
 
 
 class TrActForward(Protocol):
-    """The settings of an installed layer that its backward reads (:class:`tract_hub.patching.TrActForward`)."""
+    """The settings of an installed layer that its forward and backward read
+    (:class:`tract_hub.patching.TrActForward`)."""
 
     module: nn.Module
     lam: float
@@ -44,97 +53,208 @@ class TrActForward(Protocol):
     state: GradientState
 
 
-logger = logging.getLogger(__name__)
+def reduced_size(geometry: LayerGeometry) -> int:
+    """Length of the buffer a forward sums over ranks: this call's covariance and rows, then the rank's pending
+    (not yet summed) covariance and rows of earlier micro-batches."""
+    return 2 * (geometry.groups * geometry.features**2 + 1)
 
 
-_AUTOGRAD_KEYS = tuple(
-    getattr(torch._C.DispatchKey, name)
-    for name in ("AutogradFunctionality", "AutogradOther", "AutogradNestedTensor", "ADInplaceOrView")
-)
+def call_covariance(
+    x: torch.Tensor, geometry: LayerGeometry, row_mask: torch.Tensor | None, lam: float
+) -> tuple[torch.Tensor, int | torch.Tensor, torch.dtype]:
+    """``x^T x`` per group (float64), the row count and the dtype it was summed in, for one layer call; rows the
+    model marks invalid (``row_mask`` false, one entry per row of a Linear layer) are left out of all of them."""
+    if row_mask is not None:
+        x = x.reshape(-1, geometry.features) * row_mask.reshape(-1, 1).to(x.dtype)
+    cov, rows, summation = input_covariance_with_summation(x, geometry, lam=lam)
+    return cov, rows if row_mask is None else row_mask.sum(), summation.dtype
 
 
-def _gradient_accumulator(weight: torch.Tensor) -> Any:
-    """The autograd node that accumulates into ``weight.grad``. Operators run below the autograd dispatch keys,
-    so they are lifted for the one view through which PyTorch exposes a leaf's accumulator."""
-    exclude = torch._C._dispatch_tls_local_exclude_set()
-    for key in _AUTOGRAD_KEYS:
-        exclude = exclude.remove(key)
-    include = torch._C._dispatch_tls_local_include_set()
-    with torch._C._ForceDispatchKeyGuard(include, exclude), torch.enable_grad():
-        return weight.view_as(weight).grad_fn.next_functions[0][0]
-
-
-def accumulates_into_grad(weight: torch.Tensor) -> bool:
-    """Whether the running backward will accumulate into ``weight.grad`` (``False`` under ``torch.autograd.grad``)."""
-    node = _gradient_accumulator(weight)
-    try:
-        return bool(torch._C._will_engine_execute_node(node))
-    except RuntimeError:  # PyTorch refuses the question for a leaf during autograd.grad(): no accumulation
-        return False
+def _as_row_count(rows: int | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A row count as a 1-element tensor of ``like``'s dtype and device (filled there: no host-to-device copy)."""
+    if isinstance(rows, torch.Tensor):
+        return rows.to(like.dtype).reshape(1)
+    return torch.full((1,), rows, dtype=like.dtype, device=like.device)
 
 
 class GradientState:
-    """What one patched layer remembers between backwards (never saved, copied or pickled with the model)."""
+    """What one patched layer remembers between backwards (see the module docstring).
+
+    Copying or pickling the model keeps the accumulation and what ``.grad`` held after the last backward, so a
+    copy whose ``.grad`` holds the same values continues exactly; the rest belongs to one process's graphs.
+    """
 
     def __init__(self) -> None:
         self.accumulation: Accumulation | None = None
+        self.left: torch.Tensor | None = None  # .grad after the last backward (or at the start of the running one)
+        self.pass_total: torch.Tensor | None = None  # increments handed out in a backward whose end was not seen
+        self.pass_cleared: bool | torch.Tensor = False  # whether this backward pass started a new accumulation
         self.graph_task: int | None = None
-        self.seen: weakref.ref[torch.Tensor] | None = None
-        self.seen_version = -1
-        self.ddp: DDPForward | None = None
+        self.forwards = CountedForwards()
+        self.edits = DeviceFlag()
+        self.warned_edit = False
         self.warned_unreduced = False
+        self.factor: torch.Tensor | None = None  # the last call's Cholesky factor (for create_graph)
+        self._accumulator: tuple[weakref.ref[torch.Tensor], Any] | None = None  # the weight's AccumulateGrad node
 
-    def reset(self) -> None:
-        self.accumulation, self.seen = None, None
+    def __getstate__(self) -> dict[str, Any]:
+        return {"accumulation": self.accumulation, "left": self.left}
 
-    # -- once per backward pass -----------------------------------------------------------------------------------
-    def begin_backward(self, layer: TrActForward) -> None:
-        """At the layer's first call in a backward pass: notice a cleared gradient, and arrange to remember which
-        tensor holds the gradient once the pass is over."""
-        task = torch._C._current_graph_task_id()
-        if task == self.graph_task:
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()
+        self.__dict__.update(state)
+
+    # -- forward ------------------------------------------------------------------------------------------------
+    def forward(
+        self,
+        layer: TrActForward,
+        weight: torch.Tensor,
+        x: torch.Tensor,
+        row_mask: torch.Tensor | None,
+        geometry: LayerGeometry,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The weight (copied), this call's token ``[forward id, reduced code]`` (CPU) and the buffer of its
+        covariance summed over ranks (empty outside ``torch.distributed``; filled on synchronizing forwards)."""
+        size = reduced_size(geometry) if distributed() else 0
+        reduced = torch.empty(size, dtype=torch.float64, device=x.device)
+        code = 0
+        if layer.exact and size:
+            reduction = reduction_for(layer.module, process_group=layer.process_group)
+            if reduction.unknown_under_distributed:
+                self._warn_unreduced(layer)
+            if reduction.groups:
+                with full_precision(x.device):
+                    cov, rows, summed_in = call_covariance(x, geometry, row_mask, layer.lam)
+                own = torch.cat([cov.flatten(), _as_row_count(rows, reduced)])
+                pending = self.accumulation.take_pending() if self._fits(weight) else torch.zeros_like(own)
+                reduced = torch.cat([own, pending])
+                reduction.all_reduce(reduced)
+                code = _REDUCED_CODES[summed_in]
+        token = torch.tensor([next(_FORWARD_IDS), code], dtype=torch.int64)
+        return weight.clone(), token, reduced
+
+    def _fits(self, grad: torch.Tensor) -> bool:
+        acc = self.accumulation
+        return (
+            acc is not None
+            and acc.raw.shape == grad.shape
+            and acc.raw.device == grad.device
+            and acc.raw.dtype == Accumulation.sum_dtype(grad.dtype)
+            and (acc.pending_cov is not None) == distributed()
+        )
+
+    # -- backward -----------------------------------------------------------------------------------------------
+    def weight_gradient(
+        self,
+        layer: TrActForward,
+        grad: torch.Tensor,
+        x: torch.Tensor,
+        row_mask: torch.Tensor | None,
+        token: torch.Tensor,
+        reduced: torch.Tensor,
+        geometry: LayerGeometry,
+    ) -> torch.Tensor:
+        """The gradient to hand to autograd for the weight the layer's call used, given the ordinary one."""
+        if not layer.exact or not self._accumulates(layer.module.weight):
+            return self._per_call(layer, grad, x, row_mask, geometry)
+        forward_id, code = token.tolist()
+        self._begin_backward(layer, grad, geometry)
+        acc = self.accumulation
+        with full_precision(x.device):
+            # everything that may fail (out of memory) before the sums change: a failed call leaves them as they were
+            local = None if code else call_covariance(x, geometry, row_mask, layer.lam)
+            acc.add_gradient(grad)
+            again = self.forwards.count(forward_id, acc.generation)
+            if local is not None:
+                cov, rows, summed_in = local
+                acc.note_precision(summed_in)
+                acc.add_local(cov, rows, again)
+            else:
+                own, pending = reduced.chunk(2)
+                acc.note_precision(_REDUCED_DTYPES[code])
+                acc.add_reduced(own, again)
+                if again is None and self.pass_cleared is not True:
+                    acc.add_reduced(pending, None if self.pass_cleared is False else ~self.pass_cleared)
+            delta, self.factor = acc.increment(layer.lam)
+        delta = delta.to(grad.dtype)
+        self.pass_total = delta.clone() if self.pass_total is None else self.pass_total + delta
+        return delta
+
+    def _accumulates(self, weight: torch.Tensor) -> bool:
+        """Whether this backward adds into ``weight.grad`` (its accumulator node is kept between backwards)."""
+        if not weight.requires_grad:
+            return False
+        kept = self._accumulator
+        if kept is None or kept[0]() is not weight:
+            kept = self._accumulator = (weakref.ref(weight), internals.gradient_accumulator(weight))
+        return internals.will_accumulate_into_grad(weight, kept[1])
+
+    def _per_call(
+        self,
+        layer: TrActForward,
+        grad: torch.Tensor,
+        x: torch.Tensor,
+        row_mask: torch.Tensor | None,
+        geometry: LayerGeometry,
+    ) -> torch.Tensor:
+        with full_precision(x.device):
+            cov, rows, summed_in = call_covariance(x, geometry, row_mask, layer.lam)
+            self.factor = factorize(regularized(cov, rows, layer.lam), summed_in)
+            return solve_with_factor(grad, self.factor)
+
+    def _begin_backward(self, layer: TrActForward, grad: torch.Tensor, geometry: LayerGeometry) -> None:
+        """At the layer's first call in a backward pass: continue, restart or keep the user's edit (see
+        :mod:`tract_hub.patching`), and arrange to note what ``.grad`` holds once the pass is over."""
+        task = internals.current_backward_pass()
+        if task is not None and task == self.graph_task:
             return
         self.graph_task = task
-        Variable._execution_engine.queue_callback(_after_backward_of(layer))
-        grad = accumulated_gradient(layer.module)
-        if grad is None or self.accumulation is None:
-            self.accumulation = None
-            return
-        if self.seen is not None and self.seen() is grad and grad._version == self.seen_version:
-            return
-        self.accumulation.clear_where((grad == 0).all())
+        internals.run_after_backward(_after_backward_of(layer))
+        if self.pass_total is not None:  # the last backward raised after this layer's part: .grad holds it
+            left, total = self.left, self.pass_total
+            self.left = total if left is None else left + total if left.shape == total.shape else None
+            self.pass_total = None
+        if not self._fits(grad):
+            self.accumulation = Accumulation.empty(grad, geometry.groups, ranks=distributed())
+        current = accumulated_gradient(layer.module)
+        left = self.left
+        if current is None or left is None or current.shape != left.shape or current.dtype != left.dtype:
+            self.accumulation.clear()
+            self.forwards.forget()
+            self.pass_cleared = True
+        else:
+            same = ((current == left) | (current.isnan() & left.isnan())).all()
+            if current.device.type == "cpu" and bool(same):  # on the CPU a host read is free: the common case
+                self.pass_cleared = False
+            else:
+                zero = (current == 0).all()
+                self.pass_cleared = ~same & zero
+                self.accumulation.clear_where(self.pass_cleared)
+                if layer.process_group is None:  # with process_group=, the loop averages .grad itself
+                    self.edits.post(~same & ~zero)
+                    self._warn_edited(layer)
+        self.left = None if current is None else current.detach().clone()
 
-    def after_backward(self, layer: TrActForward) -> None:
-        self.graph_task = None
-        grad = accumulated_gradient(layer.module)
-        self.seen = weakref.ref(grad) if grad is not None else None
-        self.seen_version = grad._version if grad is not None else -1
+    def end_backward(self, layer: TrActForward) -> None:
+        """Once the backward pass is over (DDP's and FSDP2's own final reductions included): note what ``.grad``
+        holds."""
+        self.graph_task, self.pass_total = None, None
+        current = accumulated_gradient(layer.module)
+        self.left = None if current is None else current.detach().clone()
 
-    # -- every call -----------------------------------------------------------------------------------------------
-    def weight_gradient(
-        self, layer: TrActForward, grad: torch.Tensor, x: torch.Tensor, geometry: LayerGeometry
-    ) -> torch.Tensor:
-        """The gradient to hand to autograd for the weight the layer's call used."""
-        if not layer.exact or not accumulates_into_grad(layer.module.weight):
-            return tract_gradient(grad, x, geometry, layer.lam)
-        self.begin_backward(layer)
-        with full_precision(x.device):
-            cov, rows = input_covariance(x, geometry)
-            if self.accumulation is None:
-                self.accumulation = Accumulation.empty(grad, geometry.groups)
-            self.accumulation.add(grad, cov, rows)
-            self._reduce(layer)
-            return self.accumulation.increment(layer.lam).to(grad.dtype)
-
-    def _reduce(self, layer: TrActForward) -> None:
-        reduction = reduction_for(layer.module, ddp=self.ddp, process_group=layer.process_group)
-        if reduction.unknown_under_distributed:
-            self._warn_unreduced(layer)
-        if not reduction.groups:
+    # -- warnings -----------------------------------------------------------------------------------------------
+    def _warn_edited(self, layer: TrActForward) -> None:
+        if self.warned_edit or not self.edits.poll():
             return
-        buffer = self.accumulation.unreduced()
-        reduction.all_reduce(buffer)
-        self.accumulation.add_reduced(buffer)
+        self.warned_edit = True
+        logger.warning(
+            "TrAct on %s: its .grad was changed between two backwards without being cleared (scaled, clipped per "
+            "micro-batch, replaced, or a plain gradient added). The change is kept as it is, and each later "
+            "backward adds the exact TrAct gradient of the micro-batches since the last clear on top of it: "
+            ".grad = (your change) + TrAct(all of them). Clear .grad (optimizer.zero_grad()) to start afresh, or "
+            "change it only after the last micro-batch of a step.",
+            type(layer.module).__name__,
+        )
 
     def _warn_unreduced(self, layer: TrActForward) -> None:
         if self.warned_unreduced:
@@ -151,11 +271,16 @@ class GradientState:
 
 
 def _after_backward_of(layer: TrActForward) -> Any:
+    """A callback for the end of the running backward that queues itself once more, so that it runs after the
+    callbacks DDP queues while the backward runs (the averaged gradient is written there)."""
     reference = weakref.ref(layer)
 
-    def callback() -> None:
+    def last() -> None:
         alive = reference()
         if alive is not None:
-            alive.state.after_backward(alive)
+            alive.state.end_backward(alive)
 
-    return callback
+    def first() -> None:
+        internals.run_after_backward(last)
+
+    return first

@@ -7,25 +7,30 @@ module keeps its class, parameters, buffers, hooks and ``state_dict``. It runs t
 own backward still computes the gradient ``G``, the input gradient and the bias gradient (PyTorch's fused
 kernels, bit-identical to an unpatched layer), and the forward output is bit-identical too.
 
-Without gradients (``torch.no_grad``, inference) and under ``torch.export`` the layer runs its plain forward:
-TrAct only changes training gradients, so an exported or scripted model is the plain model.
+Without gradients (``torch.no_grad``, inference), with a weight that needs no gradient (a frozen model whose
+input gradients are wanted) and under ``torch.export`` the layer runs its plain forward: TrAct only changes the
+training gradient of the weight, so an exported or scripted model is the plain model (and says so once).
+Under ``torch.func`` transforms the call goes through :mod:`~tract_hub.patching.functional`.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import logging
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from .. import _torch_internals as internals
 from ..core.layer_ops import LayerCall, LayerOpMode
 from ..errors import UnsupportedLayerError
 from . import ops
+from .functional import functional_route
 from .gradient import GradientState
+from .row_masks import RowMaskSource
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +48,9 @@ class TrActForward:
         previous_forward: an instance-level forward that was there before (e.g. from another library), which
             is called in place of the class forward and restored by ``unpatch``.
         process_group: the group over which gradients are averaged when no DDP/FSDP2 wrapper says so.
+        row_masks: where the model says which of the layer's input rows are padding (set by a registry rule).
+        state: the accumulation and what ``.grad`` held after the last backward (copied and pickled with the
+            model, so that a copy continues an accumulation exactly).
     """
 
     module: nn.Module
@@ -52,7 +60,9 @@ class TrActForward:
     unfrozen: bool = False
     previous_forward: Any = None
     process_group: Any = field(default=None, repr=False)
+    row_masks: RowMaskSource | None = field(default=None, repr=False)
     handle: int = field(default=0, repr=False, compare=False)
+    warned_export: bool = field(default=False, repr=False, compare=False)
     state: GradientState = field(default_factory=GradientState, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -60,18 +70,20 @@ class TrActForward:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        del state["handle"], state["state"]  # the accumulation of an unfinished step is not part of the model
+        del state["handle"]  # handles are per process
         state["process_group"] = None  # process groups belong to one run of one process
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.state = GradientState()
         self.handle = ops.LAYERS.add(self)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         forward = self.layer_forward()
-        if not torch.is_grad_enabled() or torch.compiler.is_exporting():
+        if not torch.is_grad_enabled():
+            return forward(*args, **kwargs)
+        if internals.exporting():
+            self._warn_plain_export()
             return forward(*args, **kwargs)
         mode = LayerOpMode(self._route)
         with mode:
@@ -87,18 +99,32 @@ class TrActForward:
     def layer_forward(self) -> Any:
         if self.previous_forward is not None:
             return self.previous_forward
-        return type(self.module).forward.__get__(self.module)
+        return functools.partial(type(self.module).forward, self.module)
 
     def _route(self, call: LayerCall) -> Any:
         # the registered parameter itself: real shapes also while torch.fx traces (it proxies module attributes)
         registered = self.module._parameters.get("weight")
         geometry = call.geometry(like=call.weight if registered is None else registered)
-        routed = ops.route_weight(call.weight, call.input, self.handle, geometry.as_ints())
-        return call.run(weight=routed)
+        row_mask = self.row_masks.mask_for(self.module, call.input) if self.row_masks is not None else None
+        if internals.under_functorch(call.weight, call.input):
+            return call.run(weight=functional_route(call.weight, call.input, row_mask, geometry, self.lam))
+        if isinstance(call.weight, torch.Tensor) and not call.weight.requires_grad:
+            return call.run()  # e.g. a frozen model's input gradients: nothing for TrAct to change
+        return call.run(weight=ops.route(call.weight, call.input.detach(), row_mask, self.handle, geometry))
 
     def reset(self) -> None:
-        """Forget what was accumulated (a new mode or an unpatch)."""
-        self.state.reset()
+        """Forget what was accumulated (a switch between exact and per-backward mode)."""
+        self.state = GradientState()
+
+    def _warn_plain_export(self) -> None:
+        if self.warned_export:
+            return
+        self.warned_export = True
+        logger.warning(
+            "torch.export: the TrAct-patched %s is exported as the plain layer (TrAct only changes training "
+            "gradients; the exported program computes the same outputs). Train the patched model itself.",
+            type(self.module).__name__,
+        )
 
 
 class ScriptPlainModel:
@@ -111,7 +137,7 @@ class ScriptPlainModel:
         self.model = model
 
     def __call__(self) -> nn.Module:
-        if not _scripted_as_root():
+        if not internals.scripting_as_root():
             RefuseScripting(self.model)()
         logger.warning(
             "torch.jit.script(%s): TrAct is not part of the scripted model (it only changes training gradients "
@@ -136,16 +162,6 @@ class RefuseScripting:
             "the backward). Script the model passed to tract_hub.patch (it scripts without TrAct), or an unpatched "
             "copy: torch.jit.script(tract_hub.unpatch(copy.deepcopy(model)))"
         )
-
-
-def _scripted_as_root() -> bool:
-    """Whether TorchScript is preparing the model it was asked to script (not a child of it): a child's prepared
-    copy would replace the child inside the caller's own model."""
-    frame, depth = sys._getframe(), 0
-    while frame is not None:
-        depth += frame.f_code.co_name == "call_prepare_scriptable_func_impl"
-        frame = frame.f_back
-    return depth <= 1
 
 
 def _plain_tree(module: nn.Module) -> nn.Module:

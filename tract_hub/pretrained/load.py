@@ -161,7 +161,7 @@ def from_pretrained(
     patched: bool = False,
     lam: float | None = None,
     num_classes: int | None = None,
-    exact: bool = False,
+    exact: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
     token: str | bool | None = None,
 ) -> nn.Module:
@@ -174,7 +174,8 @@ def from_pretrained(
             fine-tuning; the recorded first layer(s) are used, else the registry locates them.
         lam: TrAct's lambda with ``patched=True``; by default the checkpoint's recorded lambda, else 0.1.
         num_classes: replace the classifier by a new one with this many classes (after loading the weights).
-        exact: with ``patched=True``, TrAct's exact mode (see :func:`tract_hub.patch`).
+        exact: with ``patched=True``, TrAct's exact mode (the default, as for :func:`tract_hub.patch`); ``False``:
+            the paper's per-backward mode.
         cache_dir: the Hugging Face cache to use (default: ``HF_HUB_CACHE``).
         token: Hub token (default: ``HF_TOKEN`` or the one saved by ``hf auth login``).
 

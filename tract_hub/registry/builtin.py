@@ -77,6 +77,28 @@ _RULES = (
     Rule("torchvision.ssdlite", (f"{_TV}.detection.ssd.SSD",), ("backbone.features.0.0.0",)),
     Rule("torchvision.segmentation.resnet", _SEGMENTATION, ("backbone.conv1",), description="DeepLabV3/FCN ResNet"),
     Rule("torchvision.segmentation.mobilenet", _SEGMENTATION, ("backbone.0.0",), description="MobileNetV3 backbone"),
+    # timm models that feed padding patches through their Linear patch embedding: the mask leaves them out of N
+    Rule(
+        "timm.naflexvit",
+        ("timm.models.naflexvit.NaFlexVit",),
+        ("embeds.proj",),
+        row_mask=("embeds", "patch_valid"),
+        description="NaFlex ViT: Linear patch embedding; padding patches (patch_valid=False) do not count",
+    ),
+    Rule(
+        "timm.gemma4_vit",
+        ("timm.models.gemma4_vit.Gemma4VitEncoder",),
+        ("patch_embed.input_proj",),
+        row_mask=("patch_embed", "patch_valid"),
+        description="Gemma 4 vision encoder: padding patches (patch_valid=False) do not count",
+    ),
+    Rule(
+        "timm.gemma4_vit_classifier",
+        ("timm.models.gemma4_vit.Gemma4VitClassifier",),
+        ("encoder.patch_embed.input_proj",),
+        row_mask=("encoder.patch_embed", "patch_valid"),
+        description="Gemma 4 vision classifier: padding patches (patch_valid=False) do not count",
+    ),
     # timm models whose pretrained_cfg["first_conv"] is empty
     Rule(
         "timm.csatv2",

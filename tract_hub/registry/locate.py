@@ -51,11 +51,14 @@ class FirstLayer:
         name: qualified module name (``model.get_submodule(name)`` is ``module``).
         module: the Linear/convolution module.
         rule: what found it: a rule's name, ``"timm.first_conv"`` or ``"trace"``.
+        row_mask: ``(module, argument)`` naming where the model marks the layer's padding input rows (from the
+            rule's ``row_mask``), or ``None``.
     """
 
     name: str
     module: nn.Module
     rule: str
+    row_mask: tuple[str, str] | None = None
 
     @property
     def layer_type(self) -> str:
@@ -218,6 +221,9 @@ def locate(
     tried: list[str] = []
     matching = [rule for rule in list_rules() if rule.matches(root)]
     answer, found_by = _from_rules(root, matching, tried)
+    row_mask = next((rule.row_mask for rule in matching if rule.name == found_by), None)
+    if row_mask is not None:
+        row_mask = (prefix + row_mask[0], row_mask[1])
     if answer is None:
         answer, found_by = _from_first_conv(root, tried)
     result: TraceResult | None = None
@@ -242,7 +248,7 @@ def locate(
             + f". Name it by hand: tract_hub.patch(model, target='<name>') ({_layer_modules(root)})."
         )
     modules = dict(root.named_modules())
-    located = LocatedLayers([FirstLayer(prefix + name, modules[name], found_by) for name in answer], tried)
+    located = LocatedLayers([FirstLayer(prefix + name, modules[name], found_by, row_mask) for name in answer], tried)
     if result is not None:
         located.trace = result
         located.traced = [prefix + name for name in result.modules]
@@ -252,6 +258,22 @@ def locate(
             logger.warning("tract_hub.locate(%s, verify=True): %s", type(root).__name__, located.disagreement)
     logger.debug("locate(%s): %s by %s", type(root).__name__, located.names, found_by)
     return located
+
+
+def known_first_layers(model: nn.Module) -> list[str] | None:
+    """The first layers a rule or timm's ``first_conv`` names, without tracing (``None`` when neither does).
+
+    Example:
+        >>> import torchvision
+        >>> known_first_layers(torchvision.models.resnet18())
+        ['conv1']
+    """
+    root, prefix = _unwrap(model)
+    matching = [rule for rule in list_rules() if rule.matches(root)]
+    answer, _ = _from_rules(root, matching, [])
+    if answer is None:
+        answer, _ = _from_first_conv(root, [])
+    return None if answer is None else [prefix + name for name in answer]
 
 
 def _from_rules(model: nn.Module, matching: list[Rule], tried: list[str]) -> tuple[list[str] | None, str]:

@@ -74,6 +74,16 @@ def _class_names(value: Any, rule: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _row_mask(value: Any, rule: str) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, (tuple, list)) or len(value) != 2 or not all(isinstance(v, str) and v for v in value):
+        raise RuleError(
+            f"rule {rule!r}: row_mask={value!r} must be (module name, forward argument), e.g. ('embeds', 'patch_valid')"
+        )
+    return (value[0], value[1])
+
+
 def _layer_patterns(value: Any, rule: str) -> tuple[str, ...]:
     patterns = (value,) if isinstance(value, str) else value
     if not isinstance(patterns, (tuple, list)) or not patterns or not all(isinstance(v, str) and v for v in patterns):
@@ -102,6 +112,7 @@ class Rule:
     layers: tuple[str, ...]
     inputs: tuple[tuple[int, ...], ...] = ()
     forward_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    row_mask: tuple[str, str] | None = None
     description: str = ""
     builtin: bool = False
 
@@ -122,6 +133,7 @@ class Rule:
         object.__setattr__(self, "layers", _layer_patterns(self.layers, self.name))
         object.__setattr__(self, "inputs", tuple(_shape(shape, self.name) for shape in self.inputs))
         object.__setattr__(self, "forward_kwargs", dict(self.forward_kwargs))
+        object.__setattr__(self, "row_mask", _row_mask(self.row_mask, self.name))
         object.__setattr__(self, "builtin", bool(self.builtin))
 
     def __hash__(self) -> int:
@@ -152,6 +164,7 @@ class Rule:
             "layers": list(self.layers),
             "inputs": [list(shape) for shape in self.inputs],
             "forward_kwargs": dict(self.forward_kwargs),
+            "row_mask": list(self.row_mask) if self.row_mask else None,
             "description": self.description,
         }
         return dict(sorted(data.items()))
