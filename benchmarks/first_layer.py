@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import json
 import os
 import platform
 import random
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from reporting import write_report
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
@@ -224,14 +224,7 @@ def main() -> None:
             results.append(run_case(case, args.rounds, args.seed, args.forced))
             print(f"{case.name}: done", flush=True)
     environment["load_after"] = os.getloadavg()[0]
-    table = markdown(results, environment)
-    print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(
-        json.dumps({"environment": environment, "results": results}, indent=2, sort_keys=True)
-    )
-    args.out.with_suffix(".md").write_text(table + "\n")
-    print(f"wrote {args.out}.json and .md")
+    write_report(args.out, markdown(results, environment), {"environment": environment, "results": results})
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ Writes ``benchmarks/results/precision_accuracy.json`` and ``.md``. About 2 minut
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -29,6 +28,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from reporting import write_report
 
 from tests.reference import conv_rows, relative_error, tract_reference
 from tract_hub.engine import LayerGeometry, input_covariance, solve_with_covariance, summation_for
@@ -162,15 +163,10 @@ def main() -> None:
         for scale in SCALES:
             results += measure(layer, scale)
             print(f"{layer}, {scale}: done", flush=True)
-    table = markdown(results)
-    print(table)
+    write_report(args.out, markdown(results), {"torch": torch.__version__, "results": results})
     worst = [r for r in results if r["input"] == "[0,255]" and r["lam"] == min(LAMS)]
     for r in worst:
         print(f"float32 path, raw [0,255], lam {r['lam']:g}, {r['layer']}: {r['added']['float32']:.2e}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"torch": torch.__version__, "results": results}, indent=2))
-    args.out.with_suffix(".md").write_text(table + "\n")
-    print(f"wrote {args.out}.json and .md")
 
 
 if __name__ == "__main__":

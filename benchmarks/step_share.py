@@ -16,7 +16,6 @@ a shared machine is within the noise for a 1-2% cost (both are reported). Writes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from reporting import write_report
 from step_models import MODELS
 
 import tract_hub
@@ -145,14 +145,7 @@ def main() -> None:
             key: measure(key, args.batch or DEFAULT_MODELS.get(key, 8), args.rounds, clock) for key in args.models
         }
     environment["load_after"] = os.getloadavg()[0]
-    table = markdown(results, environment)
-    print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(
-        json.dumps({"environment": environment, "results": results}, indent=2, sort_keys=True)
-    )
-    args.out.with_suffix(".md").write_text(table + "\n")
-    print(f"wrote {args.out}.json and .md")
+    write_report(args.out, markdown(results, environment), {"environment": environment, "results": results})
 
 
 if __name__ == "__main__":
