@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # benchmark smokes, each a subprocess
+from tests.benchmark_scripts import run_benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # benchmark smokes, each a subprocess
 
 
 def run(script: str, *args: str, returncode: int = 0, env: dict | None = None) -> str:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-    )
-    assert done.returncode == returncode, done.stderr[-3000:]
-    return done.stdout
+    return run_benchmark(script, *args, returncode=returncode, env=env)
 
 
 def test_gpu_step_smoke_mode_runs_every_path_of_the_script(tmp_path: Path) -> None:

@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.benchmark_scripts import run_benchmark
 
 from .training.builders import write_tiny_fashion_mnist
 
 pytestmark = pytest.mark.slow  # each trains several runs in subprocesses
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def run(script: str, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
+    return run_benchmark(script, *args, timeout=600)  # several training runs each
 
 
 def test_benchmark_writes_raw_lines_table_and_plot(tmp_path: Path) -> None:
