@@ -226,13 +226,13 @@ class GradientState:
             same = ((current == left) | (current.isnan() & left.isnan())).all()
             if current.device.type == "cpu" and bool(same):  # on the CPU a host read is free: the common case
                 self.pass_cleared = False
-            else:
-                zero = (current == 0).all()
-                self.pass_cleared = ~same & zero
-                self.accumulation.clear_where(self.pass_cleared)
-                if layer.process_group is None:  # with process_group=, the loop averages .grad itself
-                    self.edits.post(~same & ~zero)
-                    self._warn_edited(layer)
+                return  # self.left already holds .grad's values
+            zero = (current == 0).all()
+            self.pass_cleared = ~same & zero
+            self.accumulation.clear_where(self.pass_cleared)
+            if layer.process_group is None:  # with process_group=, the loop averages .grad itself
+                self.edits.post(~same & ~zero)
+                self._warn_edited(layer)
         self.left = None if current is None else current.detach().clone()
 
     def end_backward(self, layer: TrActForward) -> None:
