@@ -5,10 +5,10 @@ processes on a shared machine do not count), every variant once per round in a s
 rounds. The figure that matters is ``extra(tract_hub) / extra(torch_tract)``, where ``extra(v)`` is the median time
 of variant ``v`` minus vanilla's: TrAct's own cost as a fraction of the paper's implementation's
 (``pip install torch_tract``; a comparison only, never a dependency). Both TrAct modes are timed: exact (the
-default) and per-backward (``exact=False``). Peak memory is measured for one backward with the PyTorch profiler's
-allocation events: the tensors alive when the backward starts plus the highest point the backward's own
-allocations reach. The summation path the precision rule chose for the case's input is recorded. Writes
-``benchmarks/results/first_layer.json`` and ``first_layer.md``.
+default) and per-backward (``exact=False``). Peak memory is measured for one backward with the PyTorch
+profiler's allocation events: the most bytes alive at any point of it, counting the input, the upstream gradient,
+the layer's weights and the state a patched layer keeps between steps. The summation path the precision rule
+chose for the case's input is recorded. Writes ``benchmarks/results/first_layer.json`` and ``first_layer.md``.
 
     python benchmarks/first_layer.py                  # the three layers of issue 19, 21 rounds: ~4 min here
     python benchmarks/first_layer.py --rounds 5 --cases vit-s16-patch16-b8 --forced float32 float64
@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from reporting import write_report
 from torch import nn
-from torch.profiler import ProfilerActivity, profile
+from torch.profiler import ProfilerActivity, profile, record_function
 
 import tract_hub
 
@@ -59,6 +59,7 @@ CASES = [
 DEFAULT_CASES = [case.name for case in CASES if case.target is not None]
 MODES = {"exact": True, "per_backward": False}
 FORCED_PREFIX = "tract_hub_per_backward_forced_"
+MEASURED = "first_layer.measured_backward"
 
 
 def summation_context(name: str) -> contextlib.AbstractContextManager:
@@ -96,19 +97,26 @@ def timed(layer: nn.Module, x: torch.Tensor, upstream: torch.Tensor, name: str) 
     return time.thread_time() - start
 
 
-def backward_peak_bytes(layer: nn.Module, x: torch.Tensor, upstream: torch.Tensor, name: str) -> tuple[int, int]:
-    """(bytes alive when the backward starts, highest extra bytes allocated during the backward)."""
-    layer.zero_grad(set_to_none=True)
-    out = layer(x)
-    alive = x.nbytes + out.nbytes + upstream.nbytes  # the forward saves x (and the weight), returns out
+def backward_peak_bytes(layer: nn.Module, x: torch.Tensor, upstream: torch.Tensor, name: str) -> int:
+    """The most bytes alive during one backward (the input and upstream gradient included). Everything else is
+    allocated while the profiler records, so that frees are seen too: a copy of the layer, one step (the state a
+    patched layer keeps between steps: its accumulation, what ``.grad`` held), then the measured step."""
     with summation_context(name), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        out.backward(upstream)
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    current = peak = 0
-    for event in sorted(events, key=lambda e: e.start_ns()):
+        copied = copy.deepcopy(layer)
+        step(copied, x, upstream)
+        copied.zero_grad(set_to_none=True)
+        out = copied(x)
+        with record_function(MEASURED):
+            out.backward(upstream)
+        del copied, out
+    events = prof.profiler.kineto_results.events()
+    (measured,) = [e for e in events if e.name() == MEASURED]
+    current, peak = 0, 0
+    for event in sorted((e for e in events if e.name() == "[memory]"), key=lambda e: e.start_ns()):
         current += event.nbytes()
-        peak = max(peak, current)
-    return alive, peak
+        if measured.start_ns() <= event.start_ns() <= measured.end_ns():
+            peak = max(peak, current)
+    return x.nbytes + upstream.nbytes + peak
 
 
 def summation_path(layer: nn.Module, x: torch.Tensor) -> str:
@@ -140,8 +148,7 @@ def run_case(case: Case, rounds: int, seed: int, forced: list[str]) -> dict:
             times[name].append(timed(layers[name], x, upstream, name))
     median = {name: statistics.median(values) for name, values in times.items()}
     extra = {name: t - median["vanilla"] for name, t in median.items() if name != "vanilla"}
-    memory = {name: backward_peak_bytes(module, x, upstream, name) for name, module in layers.items()}
-    peak = {name: alive + top for name, (alive, top) in memory.items()}
+    peak = {name: backward_peak_bytes(module, x, upstream, name) for name, module in layers.items()}
     result = {
         "case": case.name,
         "input_shape": list(case.input_shape),

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.reference import conv_rows
-from tract_hub.engine import LayerGeometry, Summation, covariance, row_window, slicing
+from tract_hub.engine import LayerGeometry, Summation, covariance, row_window, slicing, sums
 
 GEOMETRIES = {
     # name: (input shape, weight shape, conv keyword arguments)
@@ -19,6 +19,11 @@ GEOMETRIES = {
     "patches-4x4": ((3, 3, 16, 18), (4, 3, 4, 4), {"stride": 4}),
     "grouped": ((2, 6, 10, 10), (6, 2, 3, 3), {"groups": 3, "padding": 1}),
     "dilated-rows": ((2, 3, 12, 12), (4, 3, 3, 3), {"dilation": 2, "padding": 2}),
+    # kernel rows of 8 or more numbers: gathered channels first (features already in the weight's order)
+    "patches-16x16": ((2, 3, 32, 48), (4, 3, 16, 16), {"stride": 16}),  # 768 features: blocks above the diagonal
+    "grouped-wide-padded": ((2, 4, 10, 20), (4, 2, 2, 8), {"groups": 2, "stride": (2, 4), "padding": (0, 2)}),
+    "conv1d-k16": ((2, 3, 40), (4, 3, 16), {"stride": 16, "padding": 4}),
+    "dilated-rows-wide": ((2, 3, 12, 20), (4, 3, 3, 8), {"dilation": (2, 1), "stride": (1, 4)}),
 }
 BUDGETS = [8 * 10, 8 * 300, 8 * 5000, 2**25]
 
@@ -78,6 +83,31 @@ def test_the_float32_summation_gives_the_same_covariance(name: str, partial_rows
             shifted = covariance._patch_covariance(x.float(), geometry, summation, max_elements, shift)
         actual = shift.restore(shifted, geometry.rows(x))
         torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
+
+
+@pytest.mark.parametrize(
+    "name, channels_first",
+    [("patches-16x16", True), ("grouped-wide-padded", True), ("conv1d-k16", True), ("patches-4x4", False)],
+)
+def test_wide_kernel_rows_are_read_channels_first_from_a_contiguous_input(name: str, channels_first: bool) -> None:
+    shape, weight_shape, kwargs = GEOMETRIES[name]
+    geometry = LayerGeometry.for_conv(torch.empty(weight_shape), **kwargs)
+    assert slicing.reads_channels_first(torch.zeros(shape), geometry) is channels_first
+    if len(shape) == 4:
+        channels_last = torch.zeros(shape).contiguous(memory_format=torch.channels_last)
+        assert not slicing.reads_channels_first(channels_last, geometry)
+
+
+@pytest.mark.parametrize("features", [1, 100, 191, 192, 200, 768, 1000])
+def test_the_blocks_above_the_diagonal_cover_each_upper_entry_once(features: int) -> None:
+    counts = torch.zeros(features, features, dtype=torch.int64)
+    for block_rows, block_columns in sums.upper_blocks(features):
+        counts[block_rows, block_columns] += 1
+    assert torch.equal(counts.triu(), torch.ones(features, features, dtype=torch.int64).triu())
+    rows = torch.randn(50, 1, features, dtype=torch.float64)
+    total = torch.zeros(1, features, features, dtype=torch.float64)
+    sums.add_gram(total, rows)
+    torch.testing.assert_close(sums.mirrored(total)[0], rows[:, 0].T @ rows[:, 0], rtol=1e-12, atol=1e-12)
 
 
 def test_a_large_sample_is_cut_into_equal_bands_of_whole_rows() -> None:

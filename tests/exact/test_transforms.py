@@ -71,6 +71,20 @@ def test_gradient_penalty_with_create_graph() -> None:
         assert relative_error(parameter.grad, reference) < TOLERANCE
 
 
+@pytest.mark.parametrize("exact", [True, False])
+def test_no_factor_is_kept_between_steps_unless_a_double_backward_needs_it(exact: bool) -> None:
+    """The n x n Cholesky factor is memory the size of the covariance: kept only for create_graph's backward."""
+    model = tract_hub.patch(make_model(), LAM, target="0", exact=exact)
+    x, y = micro_batch(0)
+    F.cross_entropy(model(x), y).backward()
+    assert model[0].forward.state.factor is None
+    params = list(model.parameters())
+    grads = torch.autograd.grad(F.cross_entropy(model(x), y), params, create_graph=True)
+    assert model[0].forward.state.factor is None  # handed to the graph of the double backward, not kept
+    sum(g.square().sum() for g in grads).backward()
+    assert params[0].grad is not None and torch.isfinite(params[0].grad).all()
+
+
 def test_torch_func_grad_gives_the_per_call_gradient() -> None:
     model = tract_hub.patch(make_model(), LAM, target="0")
     params = {name: p.detach() for name, p in model.named_parameters()}

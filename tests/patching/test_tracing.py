@@ -11,7 +11,10 @@ from torch import nn
 
 import tract_hub
 from tests.reference import relative_error
+from tract_hub.engine import accumulation
+from tract_hub.engine.solve import solve_with_factor
 from tract_hub.errors import UnsupportedLayerError
+from tract_hub.patching import gradient
 
 
 def std_conv_net(kind: str) -> nn.Module:
@@ -89,15 +92,23 @@ def accumulate_and_clear(model: nn.Module, device: str) -> None:
 
 
 @pytest.mark.parametrize("exact", [True, False])
-def test_meta_device_backward_makes_no_host_sync(exact: bool) -> None:
+def test_meta_device_backward_makes_no_host_sync(exact: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """On the meta device TrAct's real backward runs (its operators have meta kernels), and any .item(), bool()
     or .tolist() of a tensor raises there: the backward takes every data-dependent decision on the device."""
+    solved_on: list[str] = []
+
+    def recorded(grad: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        solved_on.append(factor.device.type)
+        return solve_with_factor(grad, factor)
+
+    monkeypatch.setattr(gradient, "solve_with_factor", recorded)
+    monkeypatch.setattr(accumulation, "solve_with_factor", recorded)
     model = tract_hub.patch(small_net("meta"), target="0", exact=exact)
     accumulate_and_clear(model, "meta")
     assert model[0].weight.grad.shape == model[0].weight.shape
     state = model[0].forward.state
     assert (state.accumulation is not None) is exact  # the real backward ran, not a stand-in
-    assert state.factor is not None and state.factor.device.type == "meta"
+    assert solved_on and set(solved_on) == {"meta"}
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .solve import factorize, regularized, solve_with_factor
+from .solve import factorize, solve_with_factor
 
 
 def _sum_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -55,6 +55,9 @@ class Accumulation:
         generation: 0-d int64, incremented at every clear (on the device when the clear is decided there).
         summed_in: the least precise dtype any covariance added since the last clear was summed in (it sizes the
             solve's rescue; a clear decided on the device keeps the old value, which is only more cautious).
+        cov_cleared: the host knows ``cov`` is zero without having written the zeros yet (after :meth:`clear`):
+            the next covariance added takes its place instead of being added (no ``n x n`` zeroing, no addition,
+            and no second ``n x n`` buffer while adding); anything else that reads ``cov`` zeroes it first.
     """
 
     raw: torch.Tensor
@@ -65,6 +68,7 @@ class Accumulation:
     handed_out: torch.Tensor
     generation: torch.Tensor
     summed_in: torch.dtype = torch.float64
+    cov_cleared: bool = False
 
     sum_dtype = staticmethod(_sum_dtype)
 
@@ -81,13 +85,23 @@ class Accumulation:
         return cls(raw, zeros, scalar, *pending, raw.clone(), generation)
 
     def _sums(self) -> tuple[torch.Tensor, ...]:
-        sums = (self.raw, self.cov, self.rows, self.pending_cov, self.pending_rows, self.handed_out)
+        sums = (self.raw, self._cov(), self.rows, self.pending_cov, self.pending_rows, self.handed_out)
         return tuple(tensor for tensor in sums if tensor is not None)
 
+    def _cov(self) -> torch.Tensor:
+        """``cov``, its zeros written if :meth:`clear` left them pending."""
+        if self.cov_cleared:
+            self.cov.zero_()
+            self.cov_cleared = False
+        return self.cov
+
     def clear(self) -> None:
-        """Start over (the caller saw the gradient cleared): zero the sums in place, next generation."""
-        for tensor in self._sums():
-            tensor.zero_()
+        """Start over (the caller saw the gradient cleared): zero the sums in place (``cov`` when first read, see
+        ``cov_cleared``), next generation."""
+        for tensor in (self.raw, self.rows, self.pending_cov, self.pending_rows, self.handed_out):
+            if tensor is not None:
+                tensor.zero_()
+        self.cov_cleared = True
         self.generation += 1
         self.summed_in = torch.float64
 
@@ -101,17 +115,28 @@ class Accumulation:
         """Add one layer call's ordinary weight gradient ``G``."""
         self.raw += grad.to(self.raw.dtype)
 
-    def add_local(self, cov: torch.Tensor, rows: int | torch.Tensor, when: torch.Tensor | None = None) -> None:
+    def add_local(
+        self, cov: torch.Tensor, rows: int | torch.Tensor, when: torch.Tensor | None = None, *, owned: bool = False
+    ) -> None:
         """Add this rank's covariance and row count of one layer call (``when``: a 0-d bool decided on the device,
-        e.g. whether the call's rows still need counting; ``None``: always)."""
+        e.g. whether the call's rows still need counting; ``None``: always). ``owned``: the caller hands ``cov``
+        over (it will not read it again), so it may become the sum itself."""
         if when is not None:
             cov, rows = torch.where(when, cov, 0), torch.where(when, rows, 0)
-        if self.pending_cov is None:
-            self.cov += cov
+            owned = True
+        if self.pending_cov is None and self.cov_cleared and owned and self._adoptable(cov):
+            self.cov, self.cov_cleared = cov, False
+            self.rows += rows
+        elif self.pending_cov is None:
+            self._cov().add_(cov)
             self.rows += rows
         else:
             self.pending_cov += cov
             self.pending_rows += rows
+
+    def _adoptable(self, cov: torch.Tensor) -> bool:
+        like = self.cov
+        return cov.shape == like.shape and cov.dtype == like.dtype and cov.device == like.device and cov.is_contiguous()
 
     def note_precision(self, dtype: torch.dtype) -> None:
         """Record that a covariance added here was summed in ``dtype`` (float32 sums carry float32 rounding in a
@@ -133,22 +158,20 @@ class Accumulation:
         :meth:`add_local`)."""
         if when is not None:
             buffer = torch.where(when, buffer, 0)
-        self.cov += buffer[:-1].view_as(self.cov)
+        self._cov().add_(buffer[:-1].view_as(self.cov))
         self.rows += buffer[-1]
 
     def factor(self, lam: float) -> torch.Tensor:
         """Cholesky factor of ``cov / rows + lam * I`` over everything accumulated (pending part included)."""
         if self.pending_cov is None:
-            matrix = regularized(self.cov, self.rows, lam)
-        else:
-            matrix = regularized(self.cov + self.pending_cov, self.rows + self.pending_rows, lam)
-        return factorize(matrix, self.summed_in)
+            return factorize(self._cov(), self.rows, lam, self.summed_in)
+        return factorize(self._cov() + self.pending_cov, self.rows + self.pending_rows, lam, self.summed_in)
 
     def increment(self, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
         """The TrAct gradient of everything accumulated minus what was handed out before (which it replaces), and
         the Cholesky factor it was solved with."""
         factor = self.factor(lam)
         total = solve_with_factor(self.raw, factor)
-        delta = total - self.handed_out
-        self.handed_out.copy_(total)
+        delta = torch.sub(total, self.handed_out, out=self.handed_out)  # the old buffer becomes the increment
+        self.handed_out = total
         return delta, factor

@@ -27,7 +27,7 @@ from ..errors import InvalidArgumentError
 from .geometry import LayerGeometry
 from .precision import MIN_PARTIAL_ROWS, RULE_LAM, Summation, device_summation, float32_partial_rows
 from .row_window import row_window_covariance, shares_rows
-from .slicing import conv_slices, linear_slices
+from .slicing import conv_slices, linear_slices, reads_channels_first
 from .sums import PartialSums, add_gram, mirrored
 
 #: Default bound on the bytes of one slice of unfolded rows, by device type. Small slices stay in the CPU's
@@ -191,7 +191,9 @@ def _patch_covariance(
         max_elements = min(max_elements, summation.partial_rows * groups * features)
     sums = PartialSums((groups, features, features), summation, x.device)
     buffer: torch.Tensor | None = None
-    for view in conv_slices(x, geometry, max_elements, None if shift is None else shift.channels):
+    channels_first = reads_channels_first(x, geometry)
+    channels = None if shift is None else shift.channels
+    for view in conv_slices(x, geometry, max_elements, channels, channels_first=channels_first):
         count = view.numel() // (groups * features)
         sums.before(count)
         if buffer is None or buffer.shape[0] < count:
@@ -199,7 +201,8 @@ def _patch_covariance(
         rows = buffer[:count]
         rows.view(view.shape).copy_(view)
         add_gram(sums.partial, rows)
-    return _channel_major(mirrored(sums.result()), geometry)
+    cov = mirrored(sums.result())
+    return cov if channels_first else _channel_major(cov, geometry)
 
 
 #: Below this many numbers in all rows together (rows x features), overlapping kernels' rows are gathered whole:
@@ -228,6 +231,7 @@ def input_covariance_with_summation(
     element = torch.empty((), dtype=summation.dtype).element_size()
     max_elements = max(1, (max_chunk_bytes or chunk_bytes(x.device)) // element)
     shift = _shift_of(geometry, totals) if totals is not None and summation.dtype == torch.float32 else None
+    del totals  # what the shift needs of them it holds: free the input-sized sum before the rows are unfolded
     if geometry.kind == "linear":
         cov = _linear_covariance(x, geometry.features, summation, max_elements, shift)
     elif shares_rows(geometry) and rows * geometry.features >= SHARED_ROWS_MIN_ELEMENTS:

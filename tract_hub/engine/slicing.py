@@ -23,6 +23,10 @@ import torch.nn.functional as F
 
 from .geometry import LayerGeometry
 
+#: Kernel rows of at least this many numbers are gathered from a channels-first input as they are (see
+#: :func:`reads_channels_first`).
+CHANNELS_FIRST_KERNEL_WIDTH = 8
+
 
 def balanced(total: int, most: int) -> int:
     """The size of each of the fewest equal parts of ``total`` that are at most ``most`` (the last may be smaller
@@ -41,47 +45,79 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     return moved if moved.is_contiguous() else moved.contiguous()
 
 
-def prepared(x: torch.Tensor, geometry: LayerGeometry, shift: torch.Tensor | None = None) -> torch.Tensor:
+def prepared(
+    x: torch.Tensor, geometry: LayerGeometry, shift: torch.Tensor | None = None, *, channels_first: bool = False
+) -> torch.Tensor:
     """A slice of the layer input, zero-padded, less the per-channel ``shift`` if given (padding included: a
-    padded position then holds ``-shift``), channels last."""
+    padded position then holds ``-shift``), channels last (or, with ``channels_first``, in the input's layout)."""
     pads = []
     for before, after in reversed(geometry.padding):
         pads += [before, after]
     if shift is None:
+        if channels_first:
+            return F.pad(x, pads) if any(pads) else x
         moved = channels_last(x)
         return F.pad(moved, [0, 0, *pads]) if any(pads) else moved
     channels = shift.view(-1, *(1,) * (x.dim() - 2))  # subtracted channels first: a fast, vectorized pass
     if any(pads) and x.dtype == shift.dtype:
-        return channels_last(F.pad(x, pads).sub_(channels))
-    return channels_last((F.pad(x, pads) if any(pads) else x) - channels)
+        shifted = F.pad(x, pads).sub_(channels)
+    else:
+        shifted = (F.pad(x, pads) if any(pads) else x) - channels
+    return shifted if channels_first else channels_last(shifted)
 
 
-def patch_view(x_prepared: torch.Tensor, geometry: LayerGeometry) -> torch.Tensor:
-    """A strided view ``(batch, *out, groups, *kernel, C/groups)`` of the patches of a prepared input."""
-    batch, *spatial, channels = x_prepared.shape
+def reads_channels_first(x: torch.Tensor, geometry: LayerGeometry) -> bool:
+    """Whether patches are gathered from the input's own ``(B, C, *S)`` layout, features in the weight's
+    ``(channel, *kernel)`` order: for a contiguous input and kernel rows of at least
+    :data:`CHANNELS_FIRST_KERNEL_WIDTH` undilated numbers (runs as long as channels-last ones, and neither the
+    input's channels-last copy nor the covariance's reordering is needed)."""
+    return x.is_contiguous() and geometry.kernel[-1] >= CHANNELS_FIRST_KERNEL_WIDTH and geometry.dilation[-1] == 1
+
+
+def patch_view(x_prepared: torch.Tensor, geometry: LayerGeometry, *, channels_first: bool = False) -> torch.Tensor:
+    """A strided view ``(batch, *out, groups, *kernel, C/groups)`` of the patches of a prepared input, or
+    ``(batch, *out, groups, C/groups, *kernel)`` of a channels-first one."""
+    if channels_first:
+        batch, channels, *spatial = x_prepared.shape
+        strides = x_prepared.stride()
+        channel_stride, spatial_strides = strides[1], strides[2:]
+    else:
+        batch, *spatial, channels = x_prepared.shape
+        strides = x_prepared.stride()
+        channel_stride, spatial_strides = strides[-1], strides[1:-1]
     out = tuple(
         (size - d * (k - 1) - 1) // s + 1
         for size, k, s, d in zip(spatial, geometry.kernel, geometry.stride, geometry.dilation, strict=True)
     )
-    strides = x_prepared.stride()
     group_channels = channels // geometry.groups
-    shape = (batch, *out, geometry.groups, *geometry.kernel, group_channels)
-    view_strides = (
-        strides[0],
-        *(strides[1 + i] * s for i, s in enumerate(geometry.stride)),
-        strides[-1] * group_channels,
-        *(strides[1 + i] * d for i, d in enumerate(geometry.dilation)),
-        strides[-1],
-    )
+    positions = tuple(stride * s for stride, s in zip(spatial_strides, geometry.stride, strict=True))
+    offsets = tuple(stride * d for stride, d in zip(spatial_strides, geometry.dilation, strict=True))
+    if channels_first:
+        shape = (batch, *out, geometry.groups, group_channels, *geometry.kernel)
+        view_strides = (strides[0], *positions, channel_stride * group_channels, channel_stride, *offsets)
+    else:
+        shape = (batch, *out, geometry.groups, *geometry.kernel, group_channels)
+        view_strides = (strides[0], *positions, channel_stride * group_channels, *offsets, channel_stride)
     return x_prepared.as_strided(shape, view_strides, x_prepared.storage_offset())
 
 
 def conv_slices(
-    x: torch.Tensor, geometry: LayerGeometry, max_elements: int, shift: torch.Tensor | None = None
+    x: torch.Tensor,
+    geometry: LayerGeometry,
+    max_elements: int,
+    shift: torch.Tensor | None = None,
+    *,
+    channels_first: bool = False,
 ) -> Iterator[torch.Tensor]:
-    """Strided views ``(b, *out_slice, groups, *kernel, Cg)`` covering all patches (of the input less ``shift``
-    per channel, see :func:`prepared`), each of at most ``max_elements`` numbers unless one output row of one
-    sample is already larger: whole samples, or equal bands of whole output rows of one sample."""
+    """Strided views ``(b, *out_slice, groups, *kernel, Cg)`` (``channels_first``: ``(..., groups, Cg, *kernel)``)
+    covering all patches (of the input less ``shift`` per channel, see :func:`prepared`), each of at most
+    ``max_elements`` numbers unless one output row of one sample is already larger: whole samples, or equal bands
+    of whole output rows of one sample."""
+
+    def view_of(x_slice: torch.Tensor) -> torch.Tensor:
+        ready = prepared(x_slice, geometry, shift, channels_first=channels_first)
+        return patch_view(ready, geometry, channels_first=channels_first)
+
     out = geometry.output_size(x.shape[2:])
     per_sample = math.prod(out) * geometry.groups * geometry.features
     if per_sample == 0:
@@ -89,11 +125,11 @@ def conv_slices(
     if per_sample <= max_elements:
         step = balanced(x.shape[0], max_elements // per_sample)
         for start in range(0, x.shape[0], step):
-            yield patch_view(prepared(x[start : start + step], geometry, shift), geometry)
+            yield view_of(x[start : start + step])
         return
     band = balanced(out[0], max_elements // (per_sample // out[0]))
     for sample in range(x.shape[0]):
-        view = patch_view(prepared(x[sample : sample + 1], geometry, shift), geometry)
+        view = view_of(x[sample : sample + 1])
         for start in range(0, out[0], band):
             yield view[:, start : start + band]
 

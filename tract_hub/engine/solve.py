@@ -42,49 +42,87 @@ def grouped(grad: torch.Tensor, groups: int) -> torch.Tensor:
     return grad.reshape(groups, grad.shape[0] // groups, -1)
 
 
+def _at_least_one(rows: float | torch.Tensor) -> float | torch.Tensor:
+    return rows.clamp_min(1) if isinstance(rows, torch.Tensor) else max(rows, 1)
+
+
 def regularized(cov: torch.Tensor, rows: float | torch.Tensor, lam: float) -> torch.Tensor:
-    """``cov / rows + lam * I`` in float64; no rows at all (only empty batches) count as one, giving ``lam * I``."""
-    rows = rows.clamp_min(1) if isinstance(rows, torch.Tensor) else max(rows, 1)
-    matrix = cov.to(torch.float64) / rows
+    """``cov / rows + lam * I`` as a new float64 matrix, each group laid out column by column (as LAPACK factorizes
+    it in place); no rows at all (only empty batches) count as one, giving ``lam * I``."""
+    matrix = torch.empty(cov.shape, dtype=torch.float64, device=cov.device).mT
+    torch.div(cov.mT, _at_least_one(rows), out=matrix)  # cov is symmetric: read it in the order the matrix is written
     matrix.diagonal(dim1=-2, dim2=-1).add_(lam)
     return matrix
 
 
-def _shifted(matrix: torch.Tensor, relative: float | torch.Tensor) -> torch.Tensor:
-    scale = matrix.diagonal(dim1=-2, dim2=-1).mean(-1) * relative
-    shifted = matrix.clone()
-    shifted.diagonal(dim1=-2, dim2=-1).add_(scale[:, None])
-    return shifted
+def _cholesky_in_place(matrix: torch.Tensor) -> torch.Tensor:
+    """Overwrite each group of ``matrix`` with its Cholesky factor; the groups' ``info`` (0: factorized)."""
+    info = torch.empty(matrix.shape[:-2], dtype=torch.int32, device=matrix.device)
+    torch.linalg.cholesky_ex(matrix, out=(matrix, info))
+    return info
 
 
-def factorize(matrix: torch.Tensor, summed_in: torch.dtype = torch.float64) -> torch.Tensor:
-    """Cholesky factor of each group of ``matrix`` (float64, ``(groups, n, n)``), rescued by diagonal shifts where it
-    fails (see the module docstring); a group that fails every rung (non-finite input) gives a factor of NaNs."""
+def factorize_in_place(cov: torch.Tensor, rows: float | torch.Tensor, lam: float) -> torch.Tensor | None:
+    """:func:`factorize` into ``cov``'s own storage, saving a buffer, for a float64 ``cov`` on the CPU (symmetric,
+    as the engine sums it); ``None`` if a group needs the rescue, ``cov`` being lost then (sum it again and call
+    :func:`factorize`)."""
+    if cov.device.type != "cpu" or cov.dtype != torch.float64:
+        raise ValueError(f"factorize_in_place takes a float64 CPU covariance, not {cov.dtype} on {cov.device}")
+    matrix = cov.mT  # cov is symmetric: this is the same matrix, laid out column by column
+    matrix.div_(_at_least_one(rows)).diagonal(dim1=-2, dim2=-1).add_(lam)
+    return None if bool(_cholesky_in_place(matrix).any()) else matrix
+
+
+def factorize(
+    cov: torch.Tensor, rows: float | torch.Tensor, lam: float, summed_in: torch.dtype = torch.float64
+) -> torch.Tensor:
+    """Cholesky factor of each group of ``cov / rows + lam * I`` (float64, ``(groups, n, n)``), rescued by diagonal
+    shifts where it fails (see the module docstring); a group that fails every rung (non-finite input) gives a
+    factor of NaNs. On the CPU the factor overwrites the matrix: one ``n x n`` float64 buffer per group."""
     shifts = RESCUE_SHIFTS.get(summed_in, RESCUE_SHIFTS[torch.float32])
+    matrix = regularized(cov, rows, lam)
+    scale = matrix.diagonal(dim1=-2, dim2=-1).mean(-1)
+    if matrix.device.type != "cpu":
+        return _factorize_on_device(matrix, scale, shifts)
+    info = _cholesky_in_place(matrix)
+    if not bool(info.any()):
+        return matrix
+    finite = torch.isfinite(cov).flatten(1).all(1)
+    for shift in shifts:
+        failed = (info != 0) & finite
+        if not bool(failed.any()):
+            break
+        retry = regularized(cov[failed], rows, lam)
+        retry.diagonal(dim1=-2, dim2=-1).add_(scale[failed, None] * shift)
+        info[failed] = _cholesky_in_place(retry)
+        matrix[failed] = retry
+    matrix[info != 0] = float("nan")
+    return matrix
+
+
+def _factorize_on_device(matrix: torch.Tensor, scale: torch.Tensor, shifts: tuple[float, ...]) -> torch.Tensor:
+    """:func:`factorize` with every rung computed and chosen with ``torch.where`` (nothing waits for the device)."""
     factor, info = torch.linalg.cholesky_ex(matrix)
-    if matrix.device.type == "cpu":
-        if not bool(info.any()):
-            return factor
-        finite = torch.isfinite(matrix).flatten(1).all(1)
-        for shift in shifts:
-            failed = (info != 0) & finite
-            if not bool(failed.any()):
-                break
-            factor[failed], info[failed] = torch.linalg.cholesky_ex(_shifted(matrix[failed], shift))
-    else:
-        for shift in shifts:
-            relative = (info != 0).to(matrix.dtype) * shift
-            retry, retry_info = torch.linalg.cholesky_ex(_shifted(matrix, relative))
-            factor = torch.where((info == 0)[:, None, None], factor, retry)
-            info = torch.where(info == 0, info, retry_info)
+    for shift in shifts:
+        retry = matrix.clone()
+        retry.diagonal(dim1=-2, dim2=-1).add_(scale[:, None] * (info != 0).to(matrix.dtype) * shift)
+        retry_factor, retry_info = torch.linalg.cholesky_ex(retry)
+        factor = torch.where((info == 0)[:, None, None], factor, retry_factor)
+        info = torch.where(info == 0, info, retry_info)
     return torch.where((info != 0)[:, None, None], torch.full_like(factor, float("nan")), factor)
 
 
 def solve_with_factor(grad: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """``G @ inverse(L L^T)`` per group for the Cholesky factor ``L`` of :func:`factorize`, cast to ``G``'s dtype.
-    Differentiable in ``grad`` (the factor is a constant)."""
-    by_group = grouped(grad, factor.shape[0]).to(torch.float64)
-    solved = torch.cholesky_solve(by_group.transpose(1, 2), factor).transpose(1, 2)
+    """``G @ inverse(L L^T)`` per group for the Cholesky factor ``L`` of :func:`factorize`, cast to ``G``'s dtype:
+    two triangular solves from the right, in place in a float64 copy of ``G`` unless ``G`` needs a gradient
+    (differentiable in ``G``; the factor is a constant)."""
+    by_group = grouped(grad, factor.shape[0]).to(torch.float64, copy=True)
+    if torch.is_grad_enabled() and grad.requires_grad:
+        solved = torch.linalg.solve_triangular(factor.mT, by_group, upper=True, left=False)
+        solved = torch.linalg.solve_triangular(factor, solved, upper=False, left=False)
+    else:
+        solved = torch.linalg.solve_triangular(factor.mT, by_group, upper=True, left=False, out=by_group)
+        solved = torch.linalg.solve_triangular(factor, solved, upper=False, left=False, out=by_group)
     return solved.reshape(grad.shape).to(grad.dtype)
 
 
@@ -106,5 +144,4 @@ def solve_with_covariance(
         summed_in: the least precise dtype any part of ``cov`` was summed in (default: ``cov``'s dtype); it sets
             the size of the rescue shifts.
     """
-    factor = factorize(regularized(cov, rows, lam), summed_in or cov.dtype)
-    return solve_with_factor(grad, factor)
+    return solve_with_factor(grad, factorize(cov, rows, lam, summed_in or cov.dtype))

@@ -27,7 +27,7 @@ from torch import nn
 
 from .. import _torch_internals as internals
 from ..engine import Accumulation, LayerGeometry, full_precision, input_covariance_with_summation
-from ..engine.solve import factorize, regularized, solve_with_factor
+from ..engine.solve import factorize, factorize_in_place, solve_with_factor
 from .device_flags import DeviceFlag
 from .distributed import accumulated_gradient, distributed, reduction_for, world_size
 from .forwards import CountedForwards
@@ -94,7 +94,7 @@ class GradientState:
         self.edits = DeviceFlag()
         self.warned_edit = False
         self.warned_unreduced = False
-        self.factor: torch.Tensor | None = None  # the last call's Cholesky factor (for create_graph)
+        self.factor: torch.Tensor | None = None  # the running call's Cholesky factor, until create_graph takes it
         self._accumulator: tuple[weakref.ref[torch.Tensor], Any] | None = None  # the weight's AccumulateGrad node
 
     def __getstate__(self) -> dict[str, Any]:
@@ -168,7 +168,8 @@ class GradientState:
             if local is not None:
                 cov, rows, summed_in = local
                 acc.note_precision(summed_in)
-                acc.add_local(cov, rows, again)
+                acc.add_local(cov, rows, again, owned=True)
+                del local, cov  # added: free it before the solve needs its own n x n buffer
             else:
                 own, pending = reduced.chunk(2)
                 acc.note_precision(_REDUCED_DTYPES[code])
@@ -199,8 +200,15 @@ class GradientState:
     ) -> torch.Tensor:
         with full_precision(x.device):
             cov, rows, summed_in = call_covariance(x, geometry, row_mask, layer.lam)
-            self.factor = factorize(regularized(cov, rows, layer.lam), summed_in)
-            return solve_with_factor(grad, self.factor)
+            if cov.device.type == "cpu":  # the factor in the covariance's buffer (host reads are free here)
+                factor = factorize_in_place(cov, rows, layer.lam)
+            else:
+                factor = factorize(cov, rows, layer.lam, summed_in)
+            if factor is None:  # it needs the rescue, which needs the covariance it overwrote: sum it again
+                cov, rows, summed_in = call_covariance(x, geometry, row_mask, layer.lam)
+                factor = factorize(cov, rows, layer.lam, summed_in)
+            self.factor = factor
+            return solve_with_factor(grad, factor)
 
     def _begin_backward(self, layer: TrActForward, grad: torch.Tensor, geometry: LayerGeometry) -> None:
         """At the layer's first call in a backward pass: continue, restart or keep the user's edit (see

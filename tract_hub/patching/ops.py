@@ -127,10 +127,13 @@ def _setup_context(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def]
 
 
 def _differentiable(value: torch.Tensor, grad: torch.Tensor, layer: int) -> torch.Tensor:
-    """With ``create_graph=True``: ``value``, plus the linear map of ``G`` it came from, to differentiate."""
+    """With ``create_graph=True``: ``value``, plus the linear map of ``G`` it came from, to differentiate. The
+    state's factor is released either way (an ``n x n`` buffer per group not to keep between steps)."""
+    state = LAYERS.get(layer).state
+    factor, state.factor = state.factor, None
     if not torch.is_grad_enabled():
         return value
-    linear = solve_with_factor(grad, LAYERS.get(layer).state.factor)
+    linear = solve_with_factor(grad, factor)
     return value.detach() + (linear - linear.detach())
 
 
