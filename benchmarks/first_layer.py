@@ -3,12 +3,13 @@
 The method of issue 19: one thread (``torch.set_num_threads(1)``), thread CPU time (``time.thread_time``, so other
 processes on a shared machine do not count), every variant once per round in a shuffled order, medians over the
 rounds. The figure that matters is ``extra(tract_hub) / extra(torch_tract)``, where ``extra(v)`` is the median time
-of variant ``v`` minus vanilla's: TrAct's own cost as a fraction of the paper's implementation's
-(``pip install torch_tract``; a comparison only, never a dependency). Both TrAct modes are timed: exact (the
-default) and per-backward (``exact=False``). Peak memory is measured for one backward with the PyTorch
+of variant ``v`` minus vanilla's: TrAct's own cost as a fraction of the paper's implementation's (``pip install
+torch_tract``; a comparison only, never a dependency); beside it, the median over rounds of the same ratio taken
+within each round (:func:`paired_ratio`), which a drifting machine speed moves less. Both TrAct modes are timed:
+exact (the default) and per-backward (``exact=False``). Peak memory is measured for one backward with the PyTorch
 profiler's allocation events: the most bytes alive at any point of it, counting the input, the upstream gradient,
-the layer's weights and the state a patched layer keeps between steps. The summation path the precision rule
-chose for the case's input is recorded. Writes ``benchmarks/results/first_layer.json`` and ``first_layer.md``.
+the layer's weights and the state a patched layer keeps between steps. The summation path the precision rule chose
+for the case's input is recorded. Writes ``benchmarks/results/first_layer.json`` and ``first_layer.md``.
 
     python benchmarks/first_layer.py                  # the three layers of issue 19, 21 rounds: ~4 min here
     python benchmarks/first_layer.py --rounds 5 --cases vit-s16-patch16-b8 --forced float32 float64
@@ -161,12 +162,24 @@ def run_case(case: Case, rounds: int, seed: int, forced: list[str]) -> dict:
         "target": case.target,
     }
     if "torch_tract" in extra and extra["torch_tract"] > 0:
+        ours = [name for name in extra if name.startswith("tract_hub_")]
         result["extra_over_torch_tract"] = {
-            name.removeprefix("tract_hub_"): value / extra["torch_tract"]
-            for name, value in extra.items()
-            if name.startswith("tract_hub_")
+            name.removeprefix("tract_hub_"): extra[name] / extra["torch_tract"] for name in ours
+        }
+        result["extra_over_torch_tract_paired"] = {
+            name.removeprefix("tract_hub_"): paired_ratio(times, name, "torch_tract") for name in ours
         }
     return result
+
+
+def paired_ratio(times: dict[str, list[float]], ours: str, theirs: str) -> float:
+    """The median over rounds of ``extra(ours) / extra(theirs)`` within each round: the variants of one round ran
+    seconds apart, so a slow drift of the machine's speed (a shared host) cancels out of each round's ratio."""
+    ratios = []
+    for plain, mine, other in zip(times["vanilla"], times[ours], times[theirs], strict=True):
+        if other > plain:
+            ratios.append((mine - plain) / (other - plain))
+    return statistics.median(ratios) if ratios else float("nan")
 
 
 def markdown(results: list[dict], environment: dict) -> str:
@@ -177,15 +190,18 @@ def markdown(results: list[dict], environment: dict) -> str:
         f"(load average {environment['load_before']:.1f} before, {environment['load_after']:.1f} after).",
         "",
         "| layer | summation | vanilla ms | extra ms: exact / per-backward / torch_tract | "
-        "extra / torch_tract's: exact / per-backward (target) [forced] | peak MiB: vanilla / exact / per-backward / "
+        "extra / torch_tract's: exact / per-backward, of the medians (paired: median of each round's) (target) "
+        "[forced] | peak MiB: vanilla / exact / per-backward / "
         "torch_tract (covariance) |",
         "|---|---|---:|---:|---:|---:|",
     ]
     for r in results:
         e, p = r["extra_s"], r["peak_backward_bytes"]
         theirs = f"{e['torch_tract'] * 1e3:.1f}" if "torch_tract" in e else "-"
-        ratios = r.get("extra_over_torch_tract", {})
+        ratios, paired = r.get("extra_over_torch_tract", {}), r.get("extra_over_torch_tract_paired", {})
         ratio = " / ".join(f"{ratios[m]:.2f}" if m in ratios else "-" for m in MODES)
+        if paired:
+            ratio += " (paired: " + " / ".join(f"{paired[m]:.2f}" if m in paired else "-" for m in MODES) + ")"
         target = f" (<= {r['target']})" if r["target"] else ""
         names = ("vanilla", "tract_hub_exact", "tract_hub_per_backward", "torch_tract")
         peaks = " / ".join(f"{p[name] / mib:.0f}" if name in p else "-" for name in names)

@@ -1,8 +1,12 @@
 """The regularized solve ``G @ inverse(x^T x / N + lam * I)``, per group.
 
 Precision: the ``n x n`` matrix is factorized (Cholesky) and the solve is done in float64 whatever the model's
-dtype (``n`` is at most a few hundred, so this costs little next to the covariance), and the result is cast to the
-dtype of ``G``.
+dtype, and the result is cast to the dtype of ``G``.
+
+Buffers: the regularized matrix is written once, column by column, and factorized where it lies (on the CPU; the
+per-call path even factorizes the call's covariance in place, :func:`factorize_in_place`); the two triangular
+solves run from the right in a float64 copy of ``G``. Besides ``G``'s copy and the result, one ``n x n`` float64
+buffer per group is all the solve allocates.
 
 Finite input never gives NaN (DESIGN decision 5). ``x^T x / N + lam * I`` is positive definite in exact
 arithmetic, but the rounding of the summed covariance (float32 sums of inputs far from unit scale) or of the
