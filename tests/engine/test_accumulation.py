@@ -21,9 +21,11 @@ def test_a_covariance_handed_over_after_a_clear_becomes_the_sum() -> None:
     acc = Accumulation.empty(torch.zeros(2, 3), groups=1)
     acc.add_local(gram(5, 0), 5)
     acc.clear()
-    first = gram(6, 1)
+    first, replaced = gram(6, 1), acc.cov
     acc.add_local(first, 6, owned=True)
-    assert acc.cov is first
+    assert acc.cov is first and acc.spare is replaced
+    factor = acc.factor(0.1)
+    assert acc.spare is None and factor.data_ptr() == replaced.data_ptr()  # the replaced buffer holds the factor
     acc.add_local(gram(4, 2), 4, owned=True)  # not cleared any more: added
     torch.testing.assert_close(acc.cov, gram(6, 1) + gram(4, 2))
     assert float(acc.rows) == 10

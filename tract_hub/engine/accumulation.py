@@ -58,6 +58,8 @@ class Accumulation:
         cov_cleared: the host knows ``cov`` is zero without having written the zeros yet (after :meth:`clear`):
             the next covariance added takes its place instead of being added (no ``n x n`` zeroing, no addition,
             and no second ``n x n`` buffer while adding); anything else that reads ``cov`` zeroes it first.
+        spare: the ``cov`` buffer a taken-over covariance replaced, until the next factorization writes its matrix
+            there (no fresh ``n x n`` allocation in the common step).
     """
 
     raw: torch.Tensor
@@ -69,6 +71,7 @@ class Accumulation:
     generation: torch.Tensor
     summed_in: torch.dtype = torch.float64
     cov_cleared: bool = False
+    spare: torch.Tensor | None = None
 
     sum_dtype = staticmethod(_sum_dtype)
 
@@ -125,7 +128,7 @@ class Accumulation:
             cov, rows = torch.where(when, cov, 0), torch.where(when, rows, 0)
             owned = True
         if self.pending_cov is None and self.cov_cleared and owned and self._adoptable(cov):
-            self.cov, self.cov_cleared = cov, False
+            self.spare, self.cov, self.cov_cleared = self.cov, cov, False
             self.rows += rows
         elif self.pending_cov is None:
             self._cov().add_(cov)
@@ -163,8 +166,9 @@ class Accumulation:
 
     def factor(self, lam: float) -> torch.Tensor:
         """Cholesky factor of ``cov / rows + lam * I`` over everything accumulated (pending part included)."""
+        workspace, self.spare = self.spare, None
         if self.pending_cov is None:
-            return factorize(self._cov(), self.rows, lam, self.summed_in)
+            return factorize(self._cov(), self.rows, lam, self.summed_in, workspace)
         return factorize(self._cov() + self.pending_cov, self.rows + self.pending_rows, lam, self.summed_in)
 
     def increment(self, lam: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -50,10 +50,15 @@ def _at_least_one(rows: float | torch.Tensor) -> float | torch.Tensor:
     return rows.clamp_min(1) if isinstance(rows, torch.Tensor) else max(rows, 1)
 
 
-def regularized(cov: torch.Tensor, rows: float | torch.Tensor, lam: float) -> torch.Tensor:
-    """``cov / rows + lam * I`` as a new float64 matrix, each group laid out column by column (as LAPACK factorizes
-    it in place); no rows at all (only empty batches) count as one, giving ``lam * I``."""
-    matrix = torch.empty(cov.shape, dtype=torch.float64, device=cov.device).mT
+def regularized(
+    cov: torch.Tensor, rows: float | torch.Tensor, lam: float, workspace: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``cov / rows + lam * I`` as a float64 matrix, each group laid out column by column (as LAPACK factorizes it
+    in place), in ``workspace`` (a contiguous float64 tensor shaped like ``cov`` whose contents are not needed any
+    more) or a new tensor; no rows at all (only empty batches) count as one, giving ``lam * I``."""
+    if workspace is None:
+        workspace = torch.empty(cov.shape, dtype=torch.float64, device=cov.device)
+    matrix = workspace.mT
     torch.div(cov.mT, _at_least_one(rows), out=matrix)  # cov is symmetric: read it in the order the matrix is written
     matrix.diagonal(dim1=-2, dim2=-1).add_(lam)
     return matrix
@@ -78,13 +83,18 @@ def factorize_in_place(cov: torch.Tensor, rows: float | torch.Tensor, lam: float
 
 
 def factorize(
-    cov: torch.Tensor, rows: float | torch.Tensor, lam: float, summed_in: torch.dtype = torch.float64
+    cov: torch.Tensor,
+    rows: float | torch.Tensor,
+    lam: float,
+    summed_in: torch.dtype = torch.float64,
+    workspace: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Cholesky factor of each group of ``cov / rows + lam * I`` (float64, ``(groups, n, n)``), rescued by diagonal
     shifts where it fails (see the module docstring); a group that fails every rung (non-finite input) gives a
-    factor of NaNs. On the CPU the factor overwrites the matrix: one ``n x n`` float64 buffer per group."""
+    factor of NaNs. On the CPU the factor overwrites the matrix: one ``n x n`` float64 buffer per group, the
+    ``workspace`` if given (see :func:`regularized`)."""
     shifts = RESCUE_SHIFTS.get(summed_in, RESCUE_SHIFTS[torch.float32])
-    matrix = regularized(cov, rows, lam)
+    matrix = regularized(cov, rows, lam, workspace)
     scale = matrix.diagonal(dim1=-2, dim2=-1).mean(-1)
     if matrix.device.type != "cpu":
         return _factorize_on_device(matrix, scale, shifts)
