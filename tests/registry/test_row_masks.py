@@ -106,3 +106,33 @@ def test_unpatch_removes_the_mask_hooks() -> None:
     before = (dict(naflex.embeds._forward_pre_hooks), dict(naflex.embeds._forward_hooks))
     tract_hub.unpatch(tract_hub.patch(naflex))
     assert (dict(naflex.embeds._forward_pre_hooks), dict(naflex.embeds._forward_hooks)) == before
+
+
+def interpolating_naflexvit() -> torch.nn.Module:
+    from timm.models.naflexvit import NaFlexVit, NaFlexVitCfg
+
+    torch.manual_seed(0)
+    config = NaFlexVitCfg(patch_size=16, embed_dim=32, depth=1, num_heads=2, enable_patch_interpolator=True)
+    return tract_hub.patch(NaFlexVit(cfg=config, num_classes=3), 0.1)
+
+
+def test_a_forward_that_bypasses_the_patched_layer_is_refused_in_training() -> None:
+    """timm's NaFlex patch interpolator resamples proj.weight for patches of another size and calls F.linear
+    itself: TrAct cannot apply there, so a training forward says so instead of giving the plain gradient."""
+    model = interpolating_naflexvit()
+    patches = torch.randn(2, 6, 8, 8, 3)  # 8x8 patches for a 16x16 embedding: the interpolator's path
+    coord = torch.stack(torch.meshgrid(torch.arange(2), torch.arange(3), indexing="ij"), -1).reshape(1, 6, 2)
+    batch = {"patches": patches, "patch_coord": coord.expand(2, -1, -1), "patch_valid": torch.ones(2, 6).bool()}
+    with pytest.raises(tract_hub.errors.UnsupportedLayerError, match="did not call the patched layer"):
+        model(batch)
+    with torch.no_grad():  # evaluation: the forward is the same with or without TrAct
+        assert model(batch).shape == (2, 3)
+    model.requires_grad_(False)  # frozen: no weight gradient to change
+    assert model(batch).shape == (2, 3)
+
+
+def test_the_model_s_own_patch_size_still_trains_with_the_interpolator_enabled() -> None:
+    model = interpolating_naflexvit()
+    model(torch.randn(2, 3, 32, 48)).sum().backward()
+    assert model.embeds.proj.weight.grad is not None
+    assert model.embeds.proj.forward.state.accumulation is not None  # TrAct's backward ran

@@ -240,7 +240,7 @@ def _install_row_mask(installed: TrActForward, owner: nn.Module, argument: str) 
         return
     if current is not None:
         current.remove()
-    installed.row_masks = RowMaskSource(owner, argument)
+    installed.row_masks = RowMaskSource(owner, argument, installed.module)
 
 
 def check_model(model: object) -> None:
