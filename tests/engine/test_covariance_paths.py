@@ -24,6 +24,7 @@ GEOMETRIES = {
     "grouped-wide-padded": ((2, 4, 10, 20), (4, 2, 2, 8), {"groups": 2, "stride": (2, 4), "padding": (0, 2)}),
     "conv1d-k16": ((2, 3, 40), (4, 3, 16), {"stride": 16, "padding": 4}),
     "dilated-rows-wide": ((2, 3, 12, 20), (4, 3, 3, 8), {"dilation": (2, 1), "stride": (1, 4)}),
+    "conv3d-tubelets": ((2, 2, 4, 16, 24), (4, 2, 2, 8, 8), {"stride": (2, 8, 8)}),
 }
 BUDGETS = [8 * 10, 8 * 300, 8 * 5000, 2**25]
 
@@ -87,7 +88,13 @@ def test_the_float32_summation_gives_the_same_covariance(name: str, partial_rows
 
 @pytest.mark.parametrize(
     "name, channels_first",
-    [("patches-16x16", True), ("grouped-wide-padded", True), ("conv1d-k16", True), ("patches-4x4", False)],
+    [
+        ("patches-16x16", True),
+        ("grouped-wide-padded", True),
+        ("conv1d-k16", True),
+        ("conv3d-tubelets", True),
+        ("patches-4x4", False),
+    ],
 )
 def test_wide_kernel_rows_are_read_channels_first_from_a_contiguous_input(name: str, channels_first: bool) -> None:
     shape, weight_shape, kwargs = GEOMETRIES[name]

@@ -136,3 +136,15 @@ def test_the_model_s_own_patch_size_still_trains_with_the_interpolator_enabled()
     model(torch.randn(2, 3, 32, 48)).sum().backward()
     assert model.embeds.proj.weight.grad is not None
     assert model.embeds.proj.forward.state.accumulation is not None  # TrAct's backward ran
+
+
+@pytest.mark.slow
+def test_the_refusal_holds_under_torch_compile() -> None:
+    model = interpolating_naflexvit()
+    compiled = torch.compile(model, backend="aot_eager")
+    compiled(torch.randn(2, 3, 32, 48)).sum().backward()  # the model's own patch size: trains
+    coord = torch.stack(torch.meshgrid(torch.arange(2), torch.arange(3), indexing="ij"), -1).reshape(1, 6, 2)
+    batch = {"patches": torch.randn(2, 6, 8, 8, 3), "patch_coord": coord.expand(2, -1, -1)}
+    batch["patch_valid"] = torch.ones(2, 6, dtype=torch.bool)
+    with pytest.raises(tract_hub.errors.UnsupportedLayerError, match="did not call the patched layer"):
+        compiled(batch)
