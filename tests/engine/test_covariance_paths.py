@@ -34,9 +34,14 @@ def reference(x: torch.Tensor, geometry: LayerGeometry) -> torch.Tensor:
     return rows.transpose(1, 2) @ rows
 
 
+@pytest.mark.parametrize("unfold_whole", [False, True])
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("name", GEOMETRIES)
-def test_every_slicing_gives_the_same_covariance(name: str, channels_last: bool) -> None:
+def test_every_slicing_gives_the_same_covariance(
+    name: str, channels_last: bool, unfold_whole: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sliced at any size, and (small 2-d inputs) unfolded whole with F.unfold."""
+    monkeypatch.setattr(covariance, "UNFOLD_MAX_ELEMENTS", 2**30 if unfold_whole else 0)
     shape, weight_shape, kwargs = GEOMETRIES[name]
     x = torch.randn(shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     if channels_last and x.dim() == 4:

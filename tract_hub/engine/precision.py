@@ -137,8 +137,12 @@ def forced_summation(dtype: torch.dtype | None) -> Iterator[None]:
 def full_precision(device: torch.device) -> Iterator[None]:
     """No autocast and no TF32 for the computations inside: a backward run inside ``torch.autocast``, or
     ``torch.set_float32_matmul_precision("high")``, would otherwise sum the covariance in bfloat16 / TF32."""
-    autocast = torch.autocast(device.type, enabled=False) if device.type in ("cpu", "cuda") else None
+    autocast_on = device.type in ("cpu", "cuda") and torch.is_autocast_enabled(device.type)
     tf32 = torch.backends.cuda.matmul.allow_tf32
+    if not autocast_on and not (tf32 and device.type == "cuda"):  # the common case: nothing to switch off
+        yield
+        return
+    autocast = torch.autocast(device.type, enabled=False) if autocast_on else None
     try:
         if tf32 and device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = False
