@@ -69,8 +69,8 @@ def prepared(
 def reads_channels_first(x: torch.Tensor, geometry: LayerGeometry) -> bool:
     """Whether patches are gathered from the input's own ``(B, C, *S)`` layout, features in the weight's
     ``(channel, *kernel)`` order: for a contiguous input and kernel rows of at least
-    :data:`CHANNELS_FIRST_KERNEL_WIDTH` undilated numbers (runs as long as channels-last ones, and neither the
-    input's channels-last copy nor the covariance's reordering is needed)."""
+    :data:`CHANNELS_FIRST_KERNEL_WIDTH` undilated numbers: the gathers copy runs of that many contiguous numbers,
+    and neither the input's channels-last copy nor the covariance's reordering is needed."""
     return x.is_contiguous() and geometry.kernel[-1] >= CHANNELS_FIRST_KERNEL_WIDTH and geometry.dilation[-1] == 1
 
 
