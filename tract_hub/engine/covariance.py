@@ -89,7 +89,7 @@ def _patch_sums(summed: torch.Tensor, geometry: LayerGeometry) -> torch.Tensor:
     Separably, one spatial dimension at a time: the sum over the output positions of kernel offset ``i`` along a
     dimension is a strided sum along it, so the work is about the input's size, not the patches'.
     """
-    pads = [amount for before, after in reversed(geometry.padding) for amount in (before, after)]
+    pads = geometry.pad_widths
     sums = F.pad(summed.to(torch.float64), pads) if any(pads) else summed.to(torch.float64)
     for axis, (k, s, d) in enumerate(zip(geometry.kernel, geometry.stride, geometry.dilation, strict=True), 1):
         out = (sums.shape[axis] - d * (k - 1) - 1) // s + 1
@@ -220,7 +220,7 @@ def _unfolded_covariance(x: torch.Tensor, geometry: LayerGeometry) -> torch.Tens
     x = x.to(torch.float64)
     padding = tuple(before for before, after in geometry.padding)
     if padding != tuple(after for before, after in geometry.padding):  # uneven ("same" with even kernels)
-        x = F.pad(x, [amount for before, after in reversed(geometry.padding) for amount in (before, after)])
+        x = F.pad(x, geometry.pad_widths)
         padding = (0, 0)
     patches = F.unfold(x, geometry.kernel, geometry.dilation, padding, geometry.stride)  # (B, C * kernel, L)
     groups, features = geometry.groups, geometry.features

@@ -110,6 +110,11 @@ class LayerGeometry:
         """``n``: numbers per row and group (in_channels / groups x kernel volume)."""
         return self.in_channels // self.groups * math.prod(self.kernel)
 
+    @property
+    def pad_widths(self) -> list[int]:
+        """The padding as ``F.pad`` takes it: (before, after) of the last spatial dimension first."""
+        return [amount for before_after in reversed(self.padding) for amount in before_after]
+
     def output_size(self, input_size: Sequence[int]) -> tuple[int, ...]:
         """Spatial output size of the convolution for a spatial ``input_size``."""
         return tuple(

@@ -50,9 +50,7 @@ def prepared(
 ) -> torch.Tensor:
     """A slice of the layer input, zero-padded, less the per-channel ``shift`` if given (padding included: a
     padded position then holds ``-shift``), channels last (or, with ``channels_first``, in the input's layout)."""
-    pads = []
-    for before, after in reversed(geometry.padding):
-        pads += [before, after]
+    pads = geometry.pad_widths
     if shift is None:
         if channels_first:
             return F.pad(x, pads) if any(pads) else x

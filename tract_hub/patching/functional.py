@@ -31,7 +31,7 @@ def unfolded_rows(x: torch.Tensor, geometry: LayerGeometry) -> torch.Tensor:
     """The input rows of one call as ``(N, groups, n)``, features in the weight's order ``(c, *kernel)``."""
     if geometry.kind == "linear":
         return x.reshape(-1, 1, geometry.features)
-    pads = [amount for pair in reversed(geometry.padding) for amount in pair]
+    pads = geometry.pad_widths
     x = F.pad(x, pads) if any(pads) else x
     dims = len(geometry.kernel)
     for dim, (k, s, d) in enumerate(zip(geometry.kernel, geometry.stride, geometry.dilation, strict=True)):
