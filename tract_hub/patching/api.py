@@ -19,6 +19,7 @@ from torch import nn
 
 from .. import _torch_internals as internals
 from ..core.layer_ops import SUPPORTED_LAYER_TYPES, LayerCall, LayerOpMode
+from ..core.module_ref import ModuleRef
 from ..core.names import class_name
 from ..errors import InvalidArgumentError, TargetNotFoundError, TrActStateError, UnsupportedLayerError
 from .distributed import accumulated_gradient
@@ -193,7 +194,7 @@ def patch_layers(
         installed = _installed(module)
         if installed is None:
             installed = TrActForward(
-                module=module,
+                module_ref=ModuleRef(module),
                 lam=lam,
                 exact=exact,
                 found_by=found_by.get(name, "target"),

@@ -26,6 +26,7 @@ from torch import nn
 
 from .. import _torch_internals as internals
 from ..core.layer_ops import LayerCall, LayerOpMode
+from ..core.module_ref import ModuleRef
 from ..errors import UnsupportedLayerError
 from . import ops
 from .functional import functional_route
@@ -40,7 +41,8 @@ class TrActForward:
     """The forward installed on a patched layer. Holds the TrAct settings of that layer.
 
     Attributes:
-        module: the patched layer (a reference cycle through ``module.forward``; pickling and deepcopy keep it).
+        module_ref: the patched layer, held weakly (the layer holds this object as its ``forward``: no reference
+            cycle); :attr:`module` is the layer itself. Pickling and deepcopy refer to the copied layer.
         lam: the regularization lambda.
         exact: TrAct of everything accumulated into ``.grad`` (default) instead of a solve per backward call.
         found_by: which rule located the layer (``"target"`` when named by the user).
@@ -53,7 +55,7 @@ class TrActForward:
             model, so that a copy continues an accumulation exactly).
     """
 
-    module: nn.Module
+    module_ref: ModuleRef
     lam: float
     exact: bool = True
     found_by: str = "target"
@@ -67,6 +69,11 @@ class TrActForward:
 
     def __post_init__(self) -> None:
         self.handle = ops.LAYERS.add(self)
+
+    @property
+    def module(self) -> nn.Module:
+        """The patched layer."""
+        return self.module_ref()
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -134,7 +141,11 @@ class ScriptPlainModel:
     submodules with their prepared versions in place, so they are prepared in the copy."""
 
     def __init__(self, model: nn.Module) -> None:
-        self.model = model
+        self.model_ref = ModuleRef(model)  # the model holds this object: no reference cycle
+
+    @property
+    def model(self) -> nn.Module:
+        return self.model_ref()
 
     def __call__(self) -> nn.Module:
         if not internals.scripting_as_root():
@@ -154,11 +165,12 @@ class RefuseScripting:
     one passed to :func:`tract_hub.patch`: a clear refusal instead of TorchScript's own failure."""
 
     def __init__(self, module: nn.Module) -> None:
-        self.module = module
+        self.module_ref = ModuleRef(module)  # the module holds this object: no reference cycle
 
     def __call__(self) -> nn.Module:
+        name = type(self.module_ref()).__name__
         raise UnsupportedLayerError(
-            f"torch.jit.script cannot compile the TrAct-patched {type(self.module).__name__} (TrAct runs Python in "
+            f"torch.jit.script cannot compile the TrAct-patched {name} (TrAct runs Python in "
             "the backward). Script the model passed to tract_hub.patch (it scripts without TrAct), or an unpatched "
             "copy: torch.jit.script(tract_hub.unpatch(copy.deepcopy(model)))"
         )

@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core.module_ref import ModuleRef
 from ..errors import UnsupportedLayerError
 
 
@@ -48,13 +49,24 @@ class RowMaskSource:
                 f"row mask: {type(owner).__name__}.forward has no argument {argument!r} (it takes "
                 f"{', '.join(parameters)}); the rule's row_mask must name the forward argument that marks padding"
             )
-        self.owner, self.argument, self.layer = owner, argument, layer
+        # held weakly: the owner holds this object through its hooks (no reference cycle)
+        self.owner_ref = ModuleRef(owner)
+        self.layer_ref = None if layer is None else ModuleRef(layer)
+        self.argument = argument
         self.current: torch.Tensor | None = None
         self.layer_called = False
         owner.register_forward_pre_hook(_CaptureMask(self), with_kwargs=True)
         owner.register_forward_hook(_ReleaseMask(self), always_call=True)
         if layer is not None:
             owner.register_forward_hook(_RequireLayerCall(self))
+
+    @property
+    def owner(self) -> nn.Module:
+        return self.owner_ref()
+
+    @property
+    def layer(self) -> nn.Module | None:
+        return None if self.layer_ref is None else self.layer_ref()
 
     def remove(self) -> None:
         """Take the hooks off the owner module."""
