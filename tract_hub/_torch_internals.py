@@ -211,17 +211,20 @@ def under_functorch(*tensors: torch.Tensor) -> bool:
     return any(isinstance(t, torch.Tensor) and _is_functorch_wrapped(t) for t in tensors)
 
 
-def scripting_as_root() -> bool:
-    """Whether TorchScript is preparing the module it was asked to script, not one of its children.
+def scripting_root() -> object | None:
+    """The module ``torch.jit.script`` was called on, while TorchScript prepares it and its children (``None``
+    outside that).
 
-    Stands in for knowing which module ``torch.jit.script`` was called on: a child's prepared copy replaces the
-    child inside the caller's own model, so only the root may be swapped for a plain copy.
+    Read from TorchScript's own recursion (``call_prepare_scriptable_func_impl``, whose outermost call holds the
+    root): a child's prepared copy replaces the child inside the caller's own model, so only the root may be
+    swapped for a plain copy.
     """
-    frame, depth = sys._getframe(), 0
+    frame, root = sys._getframe(), None
     while frame is not None:
-        depth += frame.f_code.co_name == "call_prepare_scriptable_func_impl"
+        if frame.f_code.co_name == "call_prepare_scriptable_func_impl":
+            root = frame.f_locals.get("obj")
         frame = frame.f_back
-    return depth <= 1
+    return root
 
 
 def is_real_meta(tensor: torch.Tensor) -> bool:

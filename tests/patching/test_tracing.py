@@ -6,6 +6,7 @@ import copy
 import logging
 
 import pytest
+import timm
 import torch
 from torch import nn
 
@@ -73,9 +74,26 @@ def test_torchscript_compiles_the_plain_model_and_says_so(target: str, caplog: p
 
 def test_scripting_a_parent_of_the_patched_model_is_refused_clearly() -> None:
     backbone = tract_hub.patch(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()), target="0")
-    with pytest.raises(UnsupportedLayerError, match="unpatch"):
+    with pytest.raises(UnsupportedLayerError, match=r"torch.jit.script\(Sequential\).*unpatch"):
         torch.jit.script(nn.Sequential(backbone, nn.Flatten()))
     assert tract_hub.is_patched(backbone)
+
+
+def test_a_wrapper_scripts_once_it_is_patched_itself() -> None:
+    """timm's ``test_feature_getter_stage_ends_torchscript`` on a patched model: TorchScript would swap the patched
+    model inside the wrapper for a plain copy, so that is refused, naming the fix; the patched wrapper scripts."""
+    from timm.models._features import FeatureGetterNet
+
+    model = tract_hub.patch(timm.create_model("ghostnet_050")).eval()  # one of that test's models
+    getter = FeatureGetterNet(model, out_indices=(0, 1, 2)).eval()
+    with pytest.raises(UnsupportedLayerError, match=r"torch.jit.script\(FeatureGetterNet\).*tract_hub.patch on"):
+        torch.jit.script(getter)
+    assert getter.model is model
+    scripted = torch.jit.script(tract_hub.patch(getter))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(scripted(x), getter(x), strict=True))
+    assert getter.model is model and tract_hub.is_patched(model)
 
 
 def small_net(device: str) -> nn.Module:

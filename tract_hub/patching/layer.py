@@ -148,7 +148,8 @@ class ScriptPlainModel:
         return self.model_ref()
 
     def __call__(self) -> nn.Module:
-        if not internals.scripting_as_root():
+        root = internals.scripting_root()
+        if root is not None and root is not self.model:  # a child of the module being scripted
             RefuseScripting(self.model)()
         logger.warning(
             "torch.jit.script(%s): TrAct is not part of the scripted model (it only changes training gradients "
@@ -169,10 +170,19 @@ class RefuseScripting:
 
     def __call__(self) -> nn.Module:
         name = type(self.module_ref()).__name__
+        root = internals.scripting_root()
+        if root is None or root is self.module_ref():
+            raise UnsupportedLayerError(
+                f"torch.jit.script cannot compile the TrAct-patched {name} (TrAct runs Python in the backward). "
+                "Script the model passed to tract_hub.patch (it scripts without TrAct), or an unpatched copy: "
+                "torch.jit.script(tract_hub.unpatch(copy.deepcopy(model)))"
+            )
+        parent = type(root).__name__
         raise UnsupportedLayerError(
-            f"torch.jit.script cannot compile the TrAct-patched {name} (TrAct runs Python in "
-            "the backward). Script the model passed to tract_hub.patch (it scripts without TrAct), or an unpatched "
-            "copy: torch.jit.script(tract_hub.unpatch(copy.deepcopy(model)))"
+            f"torch.jit.script({parent}): the {parent} holds the TrAct-patched {name}, and TorchScript would put a "
+            f"plain copy in its place inside your {parent}, which would then train without TrAct. Patch the module "
+            f"you script (tract_hub.patch on the {parent}: it then scripts without TrAct and keeps TrAct itself), "
+            "or script a copy without TrAct: torch.jit.script(tract_hub.unpatch(copy.deepcopy(...)))"
         )
 
 
