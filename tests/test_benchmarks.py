@@ -82,3 +82,44 @@ def test_step_share_benchmark_on_tiny_models(tmp_path: Path) -> None:
     result = json.loads(out.with_suffix(".json").read_text())["results"]["tiny-resnet"]
     assert 0 < result["tract_share"]["exact"] < 1 and 0 < result["tract_share"]["per_backward"] < 1
     assert "TrAct's share of the step" in printed
+
+
+TIMM_STYLE_TESTS = """
+import pytest
+import torch
+from timm import create_model
+
+import tract_hub
+
+
+@pytest.mark.parametrize("model_name", ["test_resnet", "resnet50"])
+def test_model_backward(model_name):
+    model = create_model(model_name, num_classes=3)
+    model(torch.randn(2, 3, 32, 32)).sum().backward()
+    assert tract_hub.is_patched(model)
+
+
+def test_without_a_model():
+    assert tract_hub.is_patched(create_model("test_resnet"))
+
+
+def test_a_failure():
+    assert False, "boom"
+"""
+
+
+def test_timm_model_tests_patch_every_model_and_count_outcomes(tmp_path: Path) -> None:
+    """The runner on a stand-in for timm's test_models.py: each model patched, resnet50 left out of the sample."""
+    tests, out = tmp_path / "tests", tmp_path / "timm_model_tests"
+    tests.mkdir()
+    (tests / "test_models.py").write_text(TIMM_STYLE_TESTS)
+    printed = run("timm_model_tests.py", "--timm-tests", str(tests), "--out", str(out))
+    record = json.loads(out.with_suffix(".json").read_text())
+    outcomes = {o["test"]: o["outcome"] for o in record["outcomes"]}
+    assert outcomes == {
+        "test_model_backward[test_resnet]": "passed",
+        "test_without_a_model": "passed",
+        "test_a_failure": "failed",
+    }
+    assert [p["patch"] for p in record["patches"]] == ["patched", "patched"]
+    assert "| test_model_backward | 1 | 0 | 0 | 0 |" in printed and "boom" in printed
