@@ -178,17 +178,16 @@ class RefuseScripting:
                 "torch.jit.script(tract_hub.unpatch(copy.deepcopy(model)))"
             )
         parent = type(root).__name__
-        installed = next(
-            m.__dict__["forward"]
-            for m in self.module_ref().modules()
-            if isinstance(m.__dict__.get("forward"), TrActForward)
-        )
+        installed = [
+            m.forward for m in self.module_ref().modules() if isinstance(m.__dict__.get("forward"), TrActForward)
+        ]
+        settings = f", lam={installed[0].lam}, exact={installed[0].exact}" if installed else ""
         raise UnsupportedLayerError(
             f"torch.jit.script({parent}): the {parent} holds the TrAct-patched {name}, and TorchScript would put a "
             f"plain copy in its place inside your {parent}, which would then train without TrAct. Patch the module "
-            f"you script, with the same settings: tract_hub.patch(<the {parent}>, lam={installed.lam}, "
-            f"exact={installed.exact}) (it then scripts without TrAct and keeps TrAct itself); or script a copy "
-            "without TrAct: torch.jit.script(tract_hub.unpatch(copy.deepcopy(...)))"
+            f"you script, with the same settings: tract_hub.patch(<the {parent}>{settings}) (it then scripts "
+            "without TrAct and keeps TrAct itself); or script a copy without TrAct: "
+            "torch.jit.script(tract_hub.unpatch(copy.deepcopy(...)))"
         )
 
 
