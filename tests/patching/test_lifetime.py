@@ -96,7 +96,7 @@ def test_a_copy_refers_to_its_own_layers() -> None:
     installed = clone.embeds.proj.forward
     assert installed.module is clone.embeds.proj
     assert installed.row_masks.owner is clone.embeds and installed.row_masks.layer is clone.embeds.proj
-    assert clone.__prepare_scriptable__.model is clone
+    assert clone.__prepare_scriptable__.module_ref() is clone
     train_step(clone, shape)
     assert installed.state.accumulation is not None and model.embeds.proj.weight.grad is None
 

@@ -14,7 +14,6 @@ import tract_hub
 from tests.reference import relative_error
 from tract_hub.engine import accumulation
 from tract_hub.engine.solve import solve_with_factor
-from tract_hub.errors import UnsupportedLayerError
 from tract_hub.patching import gradient
 
 
@@ -72,31 +71,54 @@ def test_torchscript_compiles_the_plain_model_and_says_so(target: str, caplog: p
     assert scripted.state_dict().keys() == model.state_dict().keys()
 
 
-def test_scripting_a_parent_of_the_patched_model_is_refused_clearly() -> None:
-    backbone = tract_hub.patch(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()), target="0")
-    with pytest.raises(UnsupportedLayerError, match=r"torch.jit.script\(Sequential\).*unpatch"):
-        torch.jit.script(nn.Sequential(backbone, nn.Flatten()))
-    assert tract_hub.is_patched(backbone)
+def test_a_module_around_the_patched_model_scripts_and_keeps_it() -> None:
+    """TorchScript puts a prepared copy of each child in its place inside the module it scripts; the plain copy of
+    the patched model is swapped back before the next forward, so the eager wrapper still trains with TrAct."""
+    layer = nn.Conv2d(3, 4, 3)
+    backbone = tract_hub.patch(nn.Sequential(layer, nn.ReLU()), lam=0.02, target="0")
+    wrapper = nn.Sequential(backbone, nn.Flatten())
+    scripted = torch.jit.script(wrapper)
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(scripted(x), wrapper(x))  # a forward of any module puts the patched model back
+    assert wrapper[0] is backbone and backbone[0] is layer and layer.__dict__["forward"].lam == 0.02
+    assert [p.name for p in tract_hub.patched_layers(wrapper)] == ["0.0"]
+    wrapper(x).sum().backward()
+    assert layer.__dict__["forward"].state.accumulation is not None  # TrAct's backward ran
 
 
-def test_a_wrapper_scripts_once_it_is_patched_itself() -> None:
-    """timm's ``test_feature_getter_stage_ends_torchscript`` on a patched model: TorchScript would swap the patched
-    model inside the wrapper for a plain copy, so that is refused, naming the fix; the patched wrapper scripts."""
+def test_timm_wrappers_and_fx_feature_extractors_script() -> None:
+    """timm's test_feature_getter_stage_ends_torchscript and test_model_forward_fx_torchscript on a patched model."""
     from timm.models._features import FeatureGetterNet
+    from torchvision.models.feature_extraction import create_feature_extractor
 
     model = tract_hub.patch(timm.create_model("ghostnet_050"), lam=0.02).eval()  # one of that test's models
+    stem = model.conv_stem
     getter = FeatureGetterNet(model, out_indices=(0, 1, 2)).eval()
-    with pytest.raises(
-        UnsupportedLayerError,
-        match=r"torch.jit.script\(FeatureGetterNet\).*tract_hub.patch\(<the FeatureGetterNet>, lam=0.02, exact=True\)",
-    ):
-        torch.jit.script(getter)
-    assert getter.model is model
-    scripted = torch.jit.script(tract_hub.patch(getter, lam=0.02))
     x = torch.randn(1, 3, 64, 64)
+    scripted = torch.jit.script(getter)
     with torch.no_grad():
         assert all(torch.equal(a, b) for a, b in zip(scripted(x), getter(x), strict=True))
-    assert getter.model is model and tract_hub.is_patched(model)
+    assert getter.model is model and model.conv_stem is stem and tract_hub.is_patched(model)
+    extractor = create_feature_extractor(model, return_nodes=["conv_stem"])
+    with torch.no_grad():
+        assert torch.equal(torch.jit.script(extractor)(x)["conv_stem"], extractor(x)["conv_stem"])
+    assert extractor.conv_stem is stem and stem.__dict__["forward"].lam == 0.02
+
+
+def test_a_scripting_that_fails_leaves_the_patched_model_in_place() -> None:
+    class Unscriptable(nn.Module):
+        def __init__(self, body: nn.Module) -> None:
+            super().__init__()
+            self.body = body
+
+        def forward(self, x):  # no annotations: **kwargs cannot be scripted
+            return self.body(x, **{})
+
+    backbone = tract_hub.patch(nn.Sequential(nn.Conv2d(3, 4, 3)), target="0")
+    wrapper = Unscriptable(backbone)
+    with pytest.raises(Exception):  # noqa: B017 (TorchScript's own error, whatever its type)
+        torch.jit.script(wrapper)
+    assert tract_hub.is_patched(wrapper) and wrapper.body is backbone
 
 
 def small_net(device: str) -> nn.Module:

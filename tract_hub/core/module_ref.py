@@ -45,6 +45,10 @@ class ModuleRef:
             )
         return module
 
+    def get(self) -> nn.Module | None:
+        """The module, or ``None`` once it was freed."""
+        return self._ref()
+
     def __reduce__(self) -> tuple[Any, ...]:
         return ModuleRef, (self(),)
 

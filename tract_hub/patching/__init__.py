@@ -80,7 +80,7 @@ refuses to start where one is missing.
   gradient accumulates";
 - ``torch._C._functorch.is_functorch_wrapped_tensor``: "``torch.func`` is transforming this call";
 - ``torch.compiler._is_exporting_flag``: "``torch.export`` is tracing" (not ``torch.compile``);
-- TorchScript's ``call_prepare_scriptable_func_impl`` frame: "``torch.jit.script`` was called on this module".
+- TorchScript's ``call_prepare_scriptable_func_impl`` frames: "the module ``torch.jit.script`` was called on".
 
 Example:
     >>> import torch, tract_hub

@@ -24,8 +24,9 @@ from ..core.names import class_name
 from ..errors import InvalidArgumentError, TargetNotFoundError, TrActStateError, UnsupportedLayerError
 from .distributed import accumulated_gradient
 from .gradient import GradientState
-from .layer import RefuseScripting, ScriptPlainModel, TrActForward, probe_input
+from .layer import TrActForward, probe_input
 from .row_masks import RowMaskSource
+from .scripting import SWAPS, PlainForScripting
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ def _installed(module: nn.Module) -> TrActForward | None:
 
 def iter_patched(model: nn.Module) -> Iterator[tuple[str, TrActForward]]:
     """(qualified name, installed forward) of every patched layer of ``model``."""
+    SWAPS.restore()  # a module TorchScript just prepared holds the patched layers again
     for name, module in model.named_modules(remove_duplicate=True):
         installed = _installed(module)
         if installed is not None:
@@ -202,7 +204,7 @@ def patch_layers(
                 state=_UNPATCHED_STATES.pop(module, None) or GradientState(),
             )
             module.forward = installed  # instance attributes: class, parameters and state_dict are untouched
-            module.__prepare_scriptable__ = RefuseScripting(module)
+            module.__prepare_scriptable__ = PlainForScripting(module)
         elif (installed.lam, installed.exact) != (lam, exact):
             logger.info(
                 "TrAct: %s already patched; lam %s -> %s, exact %s -> %s",
@@ -228,10 +230,8 @@ def patch_layers(
                 name,
             )
         report.append(_record(name, installed))
-    if "__prepare_scriptable__" not in model.__dict__ or isinstance(
-        model.__dict__["__prepare_scriptable__"], RefuseScripting
-    ):
-        model.__dict__["__prepare_scriptable__"] = ScriptPlainModel(model)
+    if "__prepare_scriptable__" not in model.__dict__:
+        model.__dict__["__prepare_scriptable__"] = PlainForScripting(model)
     return report
 
 
@@ -332,7 +332,7 @@ def unpatch(model: nn.Module) -> nn.Module:
         if installed.unfrozen:
             module.weight.requires_grad_(False)
         found = True
-    if isinstance(model.__dict__.get("__prepare_scriptable__"), ScriptPlainModel):
+    if isinstance(model.__dict__.get("__prepare_scriptable__"), PlainForScripting):
         del model.__dict__["__prepare_scriptable__"]
     if not found:
         logger.warning("tract_hub.unpatch: %s has no TrAct layer; nothing changed", type(model).__name__)

@@ -9,13 +9,13 @@ kernels, bit-identical to an unpatched layer), and the forward output is bit-ide
 
 Without gradients (``torch.no_grad``, inference), with a weight that needs no gradient (a frozen model whose
 input gradients are wanted) and under ``torch.export`` the layer runs its plain forward: TrAct only changes the
-training gradient of the weight, so an exported or scripted model is the plain model (and says so once).
+training gradient of the weight, so an exported model is the plain model (and says so once); a scripted one is
+too (:mod:`~tract_hub.patching.scripting`).
 Under ``torch.func`` transforms the call goes through :mod:`~tract_hub.patching.functional`.
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 import logging
 from dataclasses import dataclass, field
@@ -134,77 +134,6 @@ class TrActForward:
         )
 
 
-class ScriptPlainModel:
-    """``model.__prepare_scriptable__`` of a model passed to :func:`tract_hub.patch`: ``torch.jit.script(model)``
-    compiles a copy of the module tree without TrAct (sharing the parameters; TrAct only changes training
-    gradients and TorchScript cannot run it), and says so. The model itself keeps TrAct: TorchScript replaces
-    submodules with their prepared versions in place, so they are prepared in the copy."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model_ref = ModuleRef(model)  # the model holds this object: no reference cycle
-
-    @property
-    def model(self) -> nn.Module:
-        return self.model_ref()
-
-    def __call__(self) -> nn.Module:
-        root = internals.scripting_root()
-        if root is not None and root is not self.model:  # a child of the module being scripted
-            RefuseScripting(self.model)()
-        logger.warning(
-            "torch.jit.script(%s): TrAct is not part of the scripted model (it only changes training gradients "
-            "and TorchScript cannot run it); the scripted model computes the same outputs and shares the weights",
-            type(self.model).__name__,
-        )
-        plain = _plain_tree(self.model)
-        prepare = getattr(type(plain), "__prepare_scriptable__", None)
-        return prepare(plain) if prepare is not None else plain
-
-
-class RefuseScripting:
-    """``module.__prepare_scriptable__`` of a patched layer scripted on its own or inside a model other than the
-    one passed to :func:`tract_hub.patch`: a clear refusal instead of TorchScript's own failure."""
-
-    def __init__(self, module: nn.Module) -> None:
-        self.module_ref = ModuleRef(module)  # the module holds this object: no reference cycle
-
-    def __call__(self) -> nn.Module:
-        name = type(self.module_ref()).__name__
-        root = internals.scripting_root()
-        if root is None or root is self.module_ref():
-            raise UnsupportedLayerError(
-                f"torch.jit.script cannot compile the TrAct-patched {name} (TrAct runs Python in the backward). "
-                "Script the model passed to tract_hub.patch (it scripts without TrAct), or an unpatched copy: "
-                "torch.jit.script(tract_hub.unpatch(copy.deepcopy(model)))"
-            )
-        parent = type(root).__name__
-        installed = [
-            m.forward for m in self.module_ref().modules() if isinstance(m.__dict__.get("forward"), TrActForward)
-        ]
-        settings = f", lam={installed[0].lam}, exact={installed[0].exact}" if installed else ""
-        raise UnsupportedLayerError(
-            f"torch.jit.script({parent}): the {parent} holds the TrAct-patched {name}, and TorchScript would put a "
-            f"plain copy in its place inside your {parent}, which would then train without TrAct. Patch the module "
-            f"you script, with the same settings: tract_hub.patch(<the {parent}>{settings}) (it then scripts "
-            "without TrAct and keeps TrAct itself); or script a copy without TrAct: "
-            "torch.jit.script(tract_hub.unpatch(copy.deepcopy(...)))"
-        )
-
-
-def _plain_tree(module: nn.Module) -> nn.Module:
-    """A copy of the module tree (new objects, shared parameters and buffers) without any TrAct attribute."""
-    clone = copy.copy(module)
-    clone.__dict__.pop("__prepare_scriptable__", None)
-    if isinstance(clone.__dict__.get("forward"), TrActForward):
-        previous = clone.__dict__.pop("forward").previous_forward
-        if previous is not None:
-            clone.forward = previous
-    clone._modules = {
-        name: _plain_tree(child) if child is not None else None for name, child in module._modules.items()
-    }
-    return clone
-
-
 def probe_input(module: nn.Module) -> torch.Tensor:
     """The smallest input a Linear/convolution layer accepts, on its weight's device and dtype."""
     weight = module.weight
@@ -217,4 +146,4 @@ def probe_input(module: nn.Module) -> torch.Tensor:
     return torch.zeros(1, module.in_channels, *size, dtype=weight.dtype, device=weight.device)
 
 
-__all__ = ["RefuseScripting", "ScriptPlainModel", "TrActForward", "probe_input"]
+__all__ = ["TrActForward", "probe_input"]
