@@ -105,6 +105,23 @@ def test_timm_wrappers_and_fx_feature_extractors_script() -> None:
     assert extractor.conv_stem is stem and stem.__dict__["forward"].lam == 0.02
 
 
+def test_an_fx_graph_that_calls_the_operator_scripts() -> None:
+    """timm's test_model_forward_fx_torchscript on test_nfnet: FX traces through its ScaledStdConv2d stem, so the
+    graph calls tract_hub::route_weight by name, which TorchScript compiles (an attribute lookup of its overload
+    would not)."""
+    from timm.models import get_notrace_functions, get_notrace_modules
+    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+
+    model = tract_hub.patch(timm.create_model("test_nfnet")).eval()
+    tracer = {"leaf_modules": get_notrace_modules(), "autowrap_functions": get_notrace_functions()}
+    _, nodes = get_graph_node_names(model, tracer_kwargs=tracer)
+    graph = create_feature_extractor(model, return_nodes=[nodes[-1]], tracer_kwargs=tracer)
+    assert "torch.ops.tract_hub.route_weight(" in graph.code
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(torch.jit.script(graph)(x)[nodes[-1]], model(x))
+
+
 def test_a_scripting_that_fails_leaves_the_patched_model_in_place() -> None:
     class Unscriptable(nn.Module):
         def __init__(self, body: nn.Module) -> None:

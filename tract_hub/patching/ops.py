@@ -173,8 +173,11 @@ def route(
 ) -> torch.Tensor:
     """The weight a patched layer's call uses, carrying TrAct into autograd: the custom operator while
     ``torch.compile`` or ``torch.fx`` traces, its eager twin otherwise."""
-    if torch.compiler.is_compiling() or not isinstance(weight, torch.Tensor):
+    if torch.compiler.is_compiling():
         routed, _, _ = route_weight(weight, x, row_mask, layer, geometry.as_ints())
+        return routed
+    if not isinstance(weight, torch.Tensor):  # torch.fx: the graph calls the operator by name, which TorchScript
+        routed, _, _ = torch.ops.tract_hub.route_weight(weight, x, row_mask, layer, geometry.as_ints())  # compiles
         return routed
     return EagerRoute.apply(weight, x, row_mask, layer, geometry)
 
