@@ -75,13 +75,12 @@ def reads_channels_first(x: torch.Tensor, geometry: LayerGeometry) -> bool:
 def patch_view(x_prepared: torch.Tensor, geometry: LayerGeometry, *, channels_first: bool = False) -> torch.Tensor:
     """A strided view ``(batch, *out, groups, *kernel, C/groups)`` of the patches of a prepared input, or
     ``(batch, *out, groups, C/groups, *kernel)`` of a channels-first one."""
+    strides = x_prepared.stride()
     if channels_first:
         batch, channels, *spatial = x_prepared.shape
-        strides = x_prepared.stride()
         channel_stride, spatial_strides = strides[1], strides[2:]
     else:
         batch, *spatial, channels = x_prepared.shape
-        strides = x_prepared.stride()
         channel_stride, spatial_strides = strides[-1], strides[1:-1]
     out = tuple(
         (size - d * (k - 1) - 1) // s + 1
